@@ -1,0 +1,147 @@
+"""Text of a problem: statements, question, gold solution, and the solution template (iGSM's sketch)."""
+from __future__ import annotations
+
+import heapq
+import random
+import string
+
+from .arith import Arithmetic, format_form
+from .build import AGGREGATE, Node
+from .context import Context
+
+_SYMBOLS = list(string.ascii_letters)
+# Expression of each form over operand symbols/values A, B, C and constant k, as the solution writes it.
+EXPRESSIONS = {
+    "const": "{k}", "copy": "{A}", "add_const": "{A} + {k}", "sub_const": "{A} - {k}", "mul_const": "{k} * {A}",
+    "add": "{A} + {B}", "sub": "{A} - {B}", "mul": "{A} * {B}", "add_const2": "{A} + {B} + {k}",
+    "mul_const2": "{k} * ({A} + {B})", "add3": "{A} + {B} + {C}", "add_sub": "{A} + {B} - {C}",
+}
+
+
+def symbols(n: int, rng: random.Random) -> list[str]:
+    pool = _SYMBOLS if n <= len(_SYMBOLS) else _SYMBOLS + [a + d for a in _SYMBOLS for d in string.digits]
+    return rng.sample(pool, n)
+
+
+class Namer:
+    def __init__(self, ctx: Context, groups: list[str], items: list[str]):
+        self.ctx, self.groups, self.items = ctx, groups, items
+
+    def _fill(self, templates: dict, n: Node) -> str:
+        if n.kind == AGGREGATE:
+            return templates[AGGREGATE].format(group=self.groups[n.group])
+        return templates["instance"].format(item=self.items[n.item], group=self.groups[n.group])
+
+    def name(self, n: Node) -> str:
+        return self._fill(self.ctx.names, n)
+
+    def ref(self, n: Node) -> str:
+        return self._fill(self.ctx.refs, n)
+
+    def question(self, n: Node) -> str:
+        return self._fill(self.ctx.questions, n)
+
+
+def _sentence_start(ref: str) -> str:
+    # Only a leading article is capitalised: names themselves (e.g. symbolic 'v1 of P') keep their case.
+    return "The" + ref[3:] if ref.startswith("the ") else ref
+
+
+def statements(nodes: list[Node], namer: Namer, sink: int, reverse: bool, shuffle: float,
+               rng: random.Random) -> list[str]:
+    st = namer.ctx.statements
+    refs = [namer.ref(n) for n in nodes]
+    keyed = []
+    for j, n in enumerate(nodes):
+        if n.kind == AGGREGATE:
+            continue  # implicit: never stated
+        T = _sentence_start(refs[j])
+        if n.unknown:
+            text = st["unknown"].format(T=T)
+        else:
+            ops = dict(zip("ABC", (refs[p] for p in n.params)))
+            text = st[n.form].format(T=T, k=n.const, **ops)
+        keyed.append((n.pos, text))
+    if reverse:
+        keyed.append((nodes[sink].pos + 1e-6, st["known"].format(T=_sentence_start(refs[sink]), k=nodes[sink].true)))
+    keyed.sort()
+    texts = [t for _, t in keyed]
+    if shuffle >= 1.0:
+        rng.shuffle(texts)
+    elif shuffle > 0.0:  # local shuffle: each statement moves about shuffle * len places
+        noisy = sorted(range(len(texts)), key=lambda i: i + shuffle * len(texts) * rng.random())
+        texts = [texts[i] for i in noisy]
+    return texts
+
+
+def canonical_order(nodes: list[Node], names: list[str], sink: int) -> list[int]:
+    """Necessary nodes in a topological order that depends only on the problem's content (Kahn's
+    algorithm, ties broken by name), so the same problem always gets the same gold step order."""
+    need = [j for j, n in enumerate(nodes) if n.necessary]
+    indeg = {j: len(nodes[j].params) for j in need}
+    children: dict[int, list[int]] = {j: [] for j in need}
+    for j in need:
+        for p in nodes[j].params:
+            children[p].append(j)
+    heap = [(names[j], j) for j in need if indeg[j] == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, j = heapq.heappop(heap)
+        order.append(j)
+        for c in children[j]:
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                heapq.heappush(heap, (names[c], c))
+    return order
+
+
+def _atom(text: str) -> str:
+    return f"({text})" if " " in text else text
+
+
+def solution(nodes: list[Node], order: list[int], names: list[str], sink: int, reverse: bool,
+             ar: Arithmetic, rng: random.Random) -> tuple[list[str], list[str], int, str]:
+    """(steps, tail equations, answer, template) of the gold solution."""
+    syms = dict(zip(order, symbols(len(order), rng)))
+    unknown = next((syms[j] for j in order if nodes[j].unknown), "x")
+    steps, sketch = [], []
+    step_of = {j: i for i, j in enumerate(order)}
+    for j in order:
+        n, s = nodes[j], syms[j]
+        sketch.append(f"{n.kind[0]}{n.form}{n.has_const:d}{n.unknown:d}:{','.join(str(step_of[p]) for p in n.params)}")
+        if n.unknown:
+            steps.append(f"Define {names[j]} as {s}; so {s} is unknown.")
+            continue
+        result = format_form(n.value, unknown)
+        # An operand that is itself a sum of terms is bracketed, unless it stands alone.
+        wrap = str if n.form == "copy" or (n.form == "sum" and len(n.params) == 1) else _atom
+        vals = [wrap(format_form(nodes[p].value, unknown)) for p in n.params]
+        if n.form == "sum":
+            by_sym = " + ".join(syms[p] for p in n.params)
+            by_val = " + ".join(vals)
+        else:
+            tmpl = EXPRESSIONS[n.form]
+            by_sym = tmpl.format(k=n.const, **dict(zip("ABC", (syms[p] for p in n.params))))
+            by_val = tmpl.format(k=n.const, **dict(zip("ABC", vals)))
+        chain = [by_sym]
+        for e in (by_val, result):
+            if e != chain[-1]:
+                chain.append(e)
+        steps.append(f"Define {names[j]} as {s}; so {s} = {' = '.join(chain)}.")
+    tail = []
+    if reverse:
+        (a, b), v = nodes[sink].value, nodes[sink].true
+        eqs = [(format_form((a, b), unknown), v)]
+        lhs, rhs = ((-a, 0), b - v) if a < 0 else ((a, 0), ar.norm(v - b))
+        eqs.append((format_form(lhs, unknown), rhs))
+        eqs.append((unknown, ar.solve(lhs, rhs)))
+        tail.append(f"We know {syms[sink]} = {v}")
+        for left, right in eqs:
+            if f"so {left} = {right}" != tail[-1]:
+                tail.append(f"so {left} = {right}")
+        answer = next(nodes[j].true for j in order if nodes[j].unknown)
+    else:
+        answer = nodes[sink].true
+    template = ("R" if reverse else "F") + "|" + ";".join(sketch)
+    return steps, tail, answer, template
