@@ -145,7 +145,7 @@ def parse_context(raw, source: str = "<dict>") -> Context:
 
     def pools(field: str) -> dict[str, tuple[str, ...]]:
         value = raw.get(field)
-        if isinstance(value, list):
+        if isinstance(value, list) and value:
             value = {"all": value}
         if not isinstance(value, dict) or not value:
             fail(field, "must be a non-empty mapping of sub-pool name -> list of names")

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 POOLS = ("pretrain", "midtrain", "rl", "eval")
 TEMPLATE_BUCKETS = 23
 EVAL_BUCKETS = range(16, 23)
-TEMPLATE_SPLIT_MIN_OP = 4
+TEMPLATE_SPLIT_MIN_OP = 5  # below, an op level has <= ~40 templates (measured: 1, 2, 6, 33 for op 1-4)
 EVAL_SHARE = 0.10
 TRAIN_SHARES = (("pretrain", 0.6), ("midtrain", 0.2), ("rl", 0.2))
 MAX_POOL_ATTEMPTS = 2000

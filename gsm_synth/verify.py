@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .arith import Arithmetic, Form, format_form
 from .build import AGGREGATE
@@ -58,19 +59,26 @@ class Verdict:
         return sum(e.kind == kind for e in self.errors)
 
 
-@dataclass(frozen=True)
 class _Truth:
-    parents: frozenset
-    value: Form
-    necessary: bool
+    """What the verifier checks a step against; parent sets are built only for steps that need them."""
+    __slots__ = ("node", "name")
+
+    def __init__(self, node, name):
+        self.node, self.name = node, name
+
+    @property
+    def value(self) -> Form:
+        return self.node.value
+
+    @property
+    def necessary(self) -> bool:
+        return self.node.necessary
 
 
 def _truth(problem) -> tuple[dict[str, _Truth], Arithmetic]:
     cached = problem.__dict__.get("_truth_cache")
     if cached is None:
-        names, nodes = problem._names, problem._nodes
-        table = {names[j]: _Truth(frozenset(names[p] for p in n.params), n.value, n.necessary)
-                 for j, n in enumerate(nodes)}
+        table = {name: _Truth(n, name) for name, n in zip(problem._names, problem._nodes)}
         cached = problem.__dict__["_truth_cache"] = (table, Arithmetic(problem.options["modulus"]))
     return cached
 
@@ -127,10 +135,11 @@ def verify(problem, text) -> Verdict:
             continue
         ok = value is not None
         parents = frozenset(param_of.get(s, s) for s in symbols_in(first))
-        if first and parents != t.parents:
+        true_parents = frozenset(problem._names[p] for p in t.node.params)
+        if first and parents != true_parents:
             ok = False
             err("dependency_mismatch", f"'{name}' is computed from {_names(parents)} but depends on "
-                                       f"{_names(t.parents)}", name)
+                                       f"{_names(true_parents)}", name)
         if value is not None and value != t.value:
             ok = False
             err("value_mismatch", f"'{name}' = {format_form(value, unknown_sym or 'x')} but should be "
@@ -175,6 +184,11 @@ def _record(defined: dict, name: str, ok: bool, t: _Truth, err) -> None:
         err("extra_parameter", f"'{name}' is not needed for the question", name)
 
 
+@lru_cache(maxsize=8)
+def _residues(p: int) -> frozenset:
+    return frozenset(str(i) for i in range(p))
+
+
 def _check_chain(sym, body, name, values, ar, err) -> tuple[Form | None, list[str]]:
     """(value, tokens of e1) of `so sym = e1 = e2 = ...`, checking that every link of the chain agrees.
     The value is None when the step is wrong in itself; e1's tokens still tell which parents it used."""
@@ -186,6 +200,7 @@ def _check_chain(sym, body, name, values, ar, err) -> tuple[Form | None, list[st
     chain: list[tuple[list[str], Form]] = []
     first: list[str] = []
     p = ar.modulus
+    residues = _residues(p) if p else None
     for part in parts[1:]:
         stripped = part.strip()
         if stripped.isdigit() and len(stripped) <= 9:  # fast path: most links are plain numbers
@@ -198,7 +213,7 @@ def _check_chain(sym, body, name, values, ar, err) -> tuple[Form | None, list[st
                 return None, first
         if not first:
             first = toks
-        if p and any(t.isdigit() and int(t) >= p for t in toks):
+        if residues is not None and any(t[0].isdigit() and t not in residues for t in toks):
             err("arithmetic_error", f"in the step for '{name}', a number is not a residue mod {p}", name)
             return None, first
         try:
