@@ -1,0 +1,1 @@
+"""Training stages (pretrain / mid-train / RL), evaluation and the study runner."""

@@ -1,0 +1,73 @@
+"""A trained model on disk: weights (state dict, loaded with weights_only=True), config, tokenizer.
+
+A model directory holds model.pt, model.json and tokenizer.json. It is published atomically: written to
+a temporary sibling directory and renamed, so a reader never sees half a model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from models import GPT, GPTConfig, Tokenizer
+
+WEIGHTS, META = "model.pt", "model.json"
+
+
+class CheckpointError(ValueError):
+    """A model directory that is missing, corrupted or not ours; the message is one line."""
+
+
+def save_model(directory: str | Path, model: GPT, tokenizer: Tokenizer, meta: dict | None = None) -> Path:
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save(state, tmp / WEIGHTS)
+        (tmp / META).write_text(json.dumps({"config": asdict(model.config), **(meta or {})}, indent=2))
+        tokenizer.save(tmp)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_meta(directory: str | Path) -> dict:
+    path = Path(directory) / META
+    if not path.is_file():
+        raise CheckpointError(f"no model at {directory} ({META} missing)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupted ({e.__class__.__name__})") from None
+
+
+def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer, dict]:
+    directory = Path(directory)
+    meta = load_meta(directory)
+    try:
+        config = GPTConfig(**meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {directory / META} has no valid model config ({e})") from None
+    tokenizer = Tokenizer.load(directory)
+    try:
+        state = torch.load(directory / WEIGHTS, map_location=device, weights_only=True)
+    except Exception as e:  # truncated file, foreign pickle, anything: never executed (weights_only)
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(f"checkpoint {directory / WEIGHTS} is corrupted or not a model ({reason})") from None
+    model = GPT(config)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {directory / WEIGHTS} does not match its config "
+                              f"({str(e).splitlines()[0][:120]})") from None
+    return model.to(device), tokenizer, meta

@@ -1,0 +1,90 @@
+"""A deterministic, resumable stream of packed training blocks drawn from a gsm_synth mixture.
+
+Block k is a pure function of (seed, k): its documents are problems seeded by (seed, k, j). So a resumed
+run asks for blocks from `start` on and sees exactly what an unbroken run would have seen, and no data
+is stored anywhere.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from torch.utils.data import IterableDataset
+
+import gsm_synth
+from gsm_synth.dataset import parse_ops
+
+from .config import MixtureConfig
+from .text import encode_example
+
+DOCS_PER_BLOCK = 1024  # index space per block; a block never holds this many problems
+
+
+class Mixture:
+    """Draws (op, context, mode) from weighted op bins, contexts and modes."""
+
+    def __init__(self, cfg: MixtureConfig):
+        if not cfg.ops or not cfg.contexts or not cfg.modes:
+            raise ValueError("a mixture needs at least one op bin, context and mode")
+        self.bins = [parse_ops(spec) for spec in cfg.ops]
+        self.bin_weights = _weights(cfg.ops, "mixture.ops")
+        self.contexts, self.context_weights = list(cfg.contexts), _weights(cfg.contexts, "mixture.contexts")
+        self.modes, self.mode_weights = list(cfg.modes), _weights(cfg.modes, "mixture.modes")
+        self.options = {"modulus": cfg.modulus, "distractors": cfg.distractors, "shuffle": cfg.shuffle,
+                        "pool": cfg.pool}
+        gsm_synth.dataset.check_mixture(sorted({o for b in self.bins for o in b}), self.contexts, self.modes)
+        gsm_synth.problem.check_options(self.options)
+
+    def draw(self, rng: random.Random) -> tuple[int, str, str]:
+        ops = rng.choices(self.bins, self.bin_weights)[0]
+        return rng.choice(ops), rng.choices(self.contexts, self.context_weights)[0], \
+            rng.choices(self.modes, self.mode_weights)[0]
+
+    def problem(self, seed: int, index: int):
+        op, context, mode = self.draw(random.Random(f"mixture:{seed}:{index}"))
+        return gsm_synth.generate(op, context, mode, seed=seed, index=index, **self.options)
+
+
+def _weights(table: dict, key: str) -> list[float]:
+    w = [float(v) for v in table.values()]
+    if any(x < 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"{key} weights must be >= 0 with a positive sum (got {dict(table)})")
+    return w
+
+
+def pack_block(mixture: Mixture, tokenizer, seed: int, k: int, seq_len: int, prompt_weight: float):
+    """(inputs, targets, weights) of block k: whole problems back to back, the last one cut at seq_len."""
+    ids: list[int] = []
+    weights: list[float] = []
+    j = 0
+    while len(ids) < seq_len + 1:
+        example, solution_start = encode_example(tokenizer, mixture.problem(seed, k * DOCS_PER_BLOCK + j))
+        ids.extend(example)
+        weights.extend([prompt_weight] * solution_start + [1.0] * (len(example) - solution_start))
+        j += 1
+    x = torch.tensor(ids[:seq_len], dtype=torch.long)
+    y = torch.tensor(ids[1:seq_len + 1], dtype=torch.long)
+    w = torch.tensor(weights[1:seq_len + 1], dtype=torch.float32)
+    return x, y, w
+
+
+class BlockStream(IterableDataset):
+    """Blocks for optimizer steps start, start+1, ... forever (the trainer stops at its budget).
+
+    stride = (world_size, rank, batch_size): step s on rank r uses blocks (s*W + r)*B .. +B-1, so every
+    rank of a DDP run reads its own blocks and the total stream does not depend on how it is split.
+    """
+
+    def __init__(self, mixture: Mixture, tokenizer, seed: int, seq_len: int, prompt_weight: float,
+                 start: int = 0, stride: tuple[int, int, int] = (1, 0, 1)):
+        self.mixture, self.tokenizer, self.seed = mixture, tokenizer, seed
+        self.seq_len, self.prompt_weight, self.start, self.stride = seq_len, prompt_weight, start, stride
+
+    def __iter__(self):
+        world, rank, batch = self.stride
+        step = self.start
+        while True:
+            first = (step * world + rank) * batch
+            for k in range(first, first + batch):
+                yield pack_block(self.mixture, self.tokenizer, self.seed, k, self.seq_len, self.prompt_weight)
+            step += 1

@@ -1,0 +1,216 @@
+"""Pretrain / mid-train stage: next-token training of the GPT on a gsm_synth mixture with Lightning.
+
+    python -m pipelines.lm out=runs/base [preset=small budget_tokens=2e7 mixture.ops={2-10:1} ...]
+
+One LightningModule serves both stages; mid-training is the same stage with `init_from` set to a
+finished stage's `final/` directory (its own mixture, learning rate and warmup). A stage directory holds
+`ckpt/last.ckpt` (resumable, written atomically every `checkpoint_every` steps), `logs/` (CSV, and
+TensorBoard if installed), `config.yaml`, and on success `final/` (model + tokenizer + summary).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+import gsm_synth
+from models import GPT, GPTConfig, build_tokenizer, model_config
+
+from .checkpoint import load_model, save_model
+from .config import ConfigError, LMStageConfig, parse_dotlist, to_yaml
+from .data import BlockStream, Mixture
+
+FINAL, CKPT = "final", "ckpt"
+
+
+class LMModule(pl.LightningModule):
+    def __init__(self, model: dict, optim: dict, total_steps: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = GPT(GPTConfig(**model))
+        self.optim, self.total_steps = optim, total_steps
+
+    def training_step(self, batch, batch_idx):
+        x, y, w = batch
+        logits = self.model(x)
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
+        loss = (ce * w.flatten()).sum() / w.sum()
+        self.log("loss", loss, prog_bar=True)
+        self.log("lr", self.lr_schedulers().get_last_lr()[0])
+        return loss
+
+    def configure_optimizers(self):
+        o = self.optim
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=o["lr"], betas=(o["beta1"], o["beta2"]))
+        warmup = max(1, int(o["warmup_frac"] * self.total_steps))
+        floor = o["min_lr_ratio"]
+
+        def schedule(step: int) -> float:  # linear warmup, then cosine down to lr * min_lr_ratio
+            if step < warmup:
+                return (step + 1) / warmup
+            t = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class StreamData(pl.LightningDataModule):
+    """Blocks for the steps still to run: reads the restored global step, so a resumed run continues
+    the data stream exactly where the checkpoint left it (and each DDP rank gets its own blocks)."""
+
+    def __init__(self, mixture: Mixture, tokenizer, cfg: LMStageConfig):
+        super().__init__()
+        self.mixture, self.tokenizer, self.cfg = mixture, tokenizer, cfg
+
+    def train_dataloader(self):
+        t = self.trainer
+        step, world, rank = t.global_step, t.world_size, t.global_rank
+        stream = BlockStream(self.mixture, self.tokenizer, self.cfg.seed, self.cfg.seq_len,
+                             self.cfg.prompt_loss_weight, start=step, stride=(world, rank, self.cfg.batch_size))
+        return DataLoader(stream, batch_size=self.cfg.batch_size, num_workers=0)
+
+
+class Throughput(Callback):
+    """Tokens/s and FLOPs so far, logged every step (and shown in the progress bar)."""
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float):
+        self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
+        self.t0 = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        dt = time.perf_counter() - self.t0
+        module.log("tok_s", self.tokens_per_step / dt, prog_bar=True)
+        module.log("flops", float(trainer.global_step * self.tokens_per_step * self.flops_per_token))
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary file and renames it: a kill never leaves half a file."""
+
+    def _save_checkpoint(self, trainer, filepath):
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+
+def make_tokenizer():
+    return build_tokenizer(gsm_synth.vocabulary())
+
+
+def plan_steps(cfg: LMStageConfig, flops_per_token: float) -> int:
+    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.devices
+    if cfg.budget_flops is not None:
+        if cfg.budget_flops <= 0:
+            raise ConfigError(f"budget_flops must be > 0 (got {cfg.budget_flops})")
+        return max(1, int(cfg.budget_flops / (flops_per_token * tokens_per_step)))
+    if cfg.budget_tokens is None or cfg.budget_tokens <= 0:
+        raise ConfigError(f"budget_tokens must be > 0 (got {cfg.budget_tokens})")
+    return max(1, math.ceil(cfg.budget_tokens / tokens_per_step))
+
+
+def validate(cfg: LMStageConfig) -> None:
+    for key in ("batch_size", "seq_len", "checkpoint_every", "devices"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be > 0 (got {cfg.optim.lr})")
+    if not 0 <= cfg.optim.warmup_frac < 1:
+        raise ConfigError(f"optim.warmup_frac must be in [0, 1) (got {cfg.optim.warmup_frac})")
+    if cfg.prompt_loss_weight < 0:
+        raise ConfigError(f"prompt_loss_weight must be >= 0 (got {cfg.prompt_loss_weight})")
+    if cfg.seq_len > cfg.max_seq_len:
+        raise ConfigError(f"seq_len {cfg.seq_len} exceeds max_seq_len {cfg.max_seq_len}")
+
+
+def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
+    """Train (or resume, or skip if finished) one LM stage; returns its final/ model directory."""
+    out = Path(out)
+    final = out / FINAL
+    if (final / "model.json").exists():
+        return final
+    validate(cfg)
+    try:
+        mixture = Mixture(cfg.mixture)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.init_from:
+        base, tokenizer, _ = load_model(cfg.init_from)
+        model_cfg = asdict(base.config)
+    else:
+        tokenizer = make_tokenizer()
+        model_cfg = asdict(model_config(cfg.preset, tokenizer.vocab_size, cfg.max_seq_len))
+        base = None
+    module = LMModule(model_cfg, asdict(cfg.optim), 1)
+    flops_per_token = module.model.flops_per_token(cfg.seq_len)
+    module.total_steps = module.hparams.total_steps = total_steps = plan_steps(cfg, flops_per_token)
+    if base is not None:
+        module.model.load_state_dict(base.state_dict())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    ckpt = AtomicCheckpoint(dirpath=out / CKPT, save_last=True, save_top_k=0,
+                            every_n_train_steps=cfg.checkpoint_every, enable_version_counter=False)
+    loggers = [CSVLogger(out, name="logs")]  # a resumed run logs to the next version_N: nothing is overwritten
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401
+        loggers.append(TensorBoardLogger(out, name="tb"))
+    except ImportError:
+        pass
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+        max_steps=total_steps, gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
+        callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), *callbacks], enable_progress_bar=progress,
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False,
+        default_root_dir=out)
+    last = out / CKPT / "last.ckpt"
+    trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg),
+                ckpt_path=str(last) if last.exists() else None, weights_only=False)
+    if trainer.is_global_zero:
+        summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
+                   "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
+                   "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan")))}
+        save_model(final, module.model, tokenizer, {"summary": summary})
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    outs = [a for a in argv if a.startswith("out=")]
+    rest = [a for a in argv if not a.startswith("out=")]
+    try:
+        if not outs:
+            raise ConfigError("missing out=<directory> for the stage's artefacts")
+        cfg = parse_dotlist(LMStageConfig, rest)
+        final = run_lm_stage(cfg, outs[-1].split("=", 1)[1])
+    except (ConfigError, ValueError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"model written to {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

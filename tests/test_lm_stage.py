@@ -1,0 +1,84 @@
+"""LM stage: a tiny pretrain lowers the loss, a killed run resumes to the same weights, bad configs fail."""
+import csv
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from pipelines.checkpoint import CheckpointError, load_model
+from pipelines.config import ConfigError, LMStageConfig, MixtureConfig, OptimConfig, parse_dotlist
+from pipelines.lm import run_lm_stage
+
+
+def tiny(**kw):
+    base = dict(preset="tiny", budget_tokens=12 * 4 * 128, batch_size=4, seq_len=128, checkpoint_every=3,
+                precision="32-true", mixture=MixtureConfig(ops={"2-4": 1.0}),
+                optim=OptimConfig(lr=3e-3, warmup_frac=0.1))
+    base.update(kw)
+    return LMStageConfig(**base)
+
+
+class KillAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated kill")
+
+
+def weights(directory):
+    return load_model(directory)[0].state_dict()
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    unbroken = run_lm_stage(tiny(), tmp_path / "a", progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_lm_stage(tiny(), tmp_path / "b", progress=False, callbacks=[KillAt(7)])
+    assert (tmp_path / "b" / "ckpt" / "last.ckpt").exists() and not (tmp_path / "b" / "final").exists()
+    resumed = run_lm_stage(tiny(), tmp_path / "b", progress=False)
+    a, b = weights(unbroken), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a finished stage is not trained again
+    assert run_lm_stage(tiny(), tmp_path / "b", progress=False) == resumed
+
+
+def test_short_pretrain_lowers_the_loss(tmp_path):
+    run_lm_stage(tiny(budget_tokens=40 * 8 * 128, batch_size=8, optim=OptimConfig(lr=1e-2, warmup_frac=0.05)),
+                 tmp_path, progress=False)
+    rows = [r for r in csv.DictReader(open(next((tmp_path / "logs").glob("version_*/metrics.csv")))) if r.get("loss")]
+    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+    assert last < first - 1.0, (first, last)
+
+
+def test_midtrain_starts_from_a_checkpoint(tmp_path):
+    base = run_lm_stage(tiny(budget_tokens=3 * 4 * 128), tmp_path / "base", progress=False)
+    mid = run_lm_stage(tiny(budget_tokens=3 * 4 * 128, init_from=str(base),
+                            mixture=MixtureConfig(ops={"5-6": 1.0}, pool="midtrain")), tmp_path / "mid",
+                       progress=False)
+    a, b = weights(base), weights(mid)
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_corrupted_checkpoint_is_one_clear_error(tmp_path):
+    final = run_lm_stage(tiny(budget_tokens=4 * 128), tmp_path, progress=False)
+    (final / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupted or not a model"):
+        load_model(final)
+    with pytest.raises(CheckpointError, match="no model at"):
+        load_model(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["budget_tokens=-5"], "budget_tokens must be > 0"),
+    (["preset=huge"], "unknown model preset 'huge'"),
+    (["optim.lrr=1"], "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
+    (["batch_size=two"], "bad value for 'batch_size'"),
+    (["mixture.contexts={aquarium: 1}"], "unknown context 'aquarium'"),
+    (["mixture.ops={2-99999: 1}"], "op must be from 1 to"),
+])
+def test_bad_config_is_one_line(tmp_path, argv, message):
+    with pytest.raises((ConfigError, ValueError)) as e:
+        cfg = parse_dotlist(LMStageConfig, argv + ["preset=tiny"] if not argv[0].startswith("preset") else argv)
+        run_lm_stage(cfg, tmp_path, progress=False)
+    assert message in str(e.value) and "\n" not in str(e.value)
