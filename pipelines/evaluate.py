@@ -1,0 +1,498 @@
+"""Evaluation: sampled pass@k (outcome-only and process-verified), maj@k and error taxonomy per op bin.
+
+For every bin (an op range, e.g. id = 2-10) we sample n completions per eval problem, verify each with
+`gsm_synth.verify`, and report per bin and per bin x context:
+  outcome_pass@k   the answer is right                       (unbiased estimator, k = 1, 2, 4, ..., n)
+  process_pass@k   the answer is right and every step verifies
+  maj@k            the majority answer of k samples is right
+each with a 95 % percentile-bootstrap CI over problems, plus error counts by kind, mean completion
+length and the fraction of completions cut at max_new_tokens. A cut completion counts as wrong (its
+answer, if any, is not trusted) and casts no vote. Per-problem raw counts are kept beside the rows so
+that studies can bootstrap differences between models on the same problems.
+
+CLI: python -m pipelines.evaluate checkpoint=<dir> [bins.id=2-10 bins.hard=null n_samples=16 out=<dir>]
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+import gsm_synth
+from gsm_synth.dataset import check_mixture
+from pipelines.text import completion_to_solution, encode_prompt
+
+# sample_fn(prompts, n) -> completions[i][j] = token ids of sample j of prompt i (EOS kept if emitted)
+SampleFn = Callable[[list[list[int]], int], list[list[list[int]]]]
+FLAVOURS = ("outcome", "process")
+DEFAULT_BINS = {"id": "2-10", "edge": "11-14", "hard": "15-20"}
+MAJ_SUBSETS = 32  # random k-subsets averaged by maj@k when enumerating them all would cost more
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+def _whole(name: str, value) -> int:
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise ValueError(f"pass@k needs whole numbers (got {name}={value!r})")
+    return int(value)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k).
+
+    The ratio is computed as prod_{i=n-c+1..n} (1 - k/i): every factor lies in [0, 1), so nothing
+    overflows at n = 128 (C(128, 64) ~ 2e37 would be fine in Python ints but not as floats).
+    """
+    n, c, k = _whole("n", n), _whole("c", c), _whole("k", k)
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 1 <= k <= n (got k={k}, n={n})")
+    if not 0 <= c <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n (got c={c}, n={n})")
+    if c == 0:
+        return 0.0
+    if n - c < k:  # every k-subset contains a correct sample
+        return 1.0
+    all_wrong = 1.0
+    for i in range(n - c + 1, n + 1):
+        all_wrong *= 1.0 - k / i
+    return 1.0 - all_wrong
+
+
+def majority_score(votes, truth: int) -> float:
+    """1 if the most frequent answer is `truth`, 0 if not. None never votes (no votes scores 0).
+
+    A tie between t answers scores 1/t when truth is among them: the expected score of breaking the
+    tie uniformly at random, which is deterministic and favours no answer.
+    """
+    counts = Counter(v for v in votes if v is not None)
+    if not counts:
+        return 0.0
+    top = max(counts.values())
+    winners = [a for a, c in counts.items() if c == top]
+    return (truth in winners) / len(winners)
+
+
+def maj_at_k(answers: list[int | None], truth: int, k: int, rng=None, n_subsets: int = MAJ_SUBSETS) -> float:
+    """Probability that the majority answer of k of the samples (drawn without replacement) is right.
+
+    Exact when there are at most n_subsets k-subsets (k = n, k = 1, small n): they are all enumerated.
+    Otherwise the mean over n_subsets random k-subsets from `rng` (a random.Random or an int seed).
+    """
+    n = len(answers)
+    if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= n:
+        raise ValueError(f"maj@k needs 1 <= k <= n (got k={k!r}, n={n})")
+    if k == 1:  # a lone vote always wins: exactly the fraction of right answers
+        return sum(a is not None and a == truth for a in answers) / n
+    if math.comb(n, k) <= n_subsets:
+        subsets = itertools.combinations(answers, k)
+    else:
+        rng = rng if isinstance(rng, random.Random) else random.Random(rng or 0)
+        subsets = (rng.sample(answers, k) for _ in range(n_subsets))
+    scores = [majority_score(s, truth) for s in subsets]
+    return sum(scores) / len(scores)
+
+
+def bootstrap_ci(values, stat=np.mean, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap CI of stat(values), resampling the values (problems) with replacement."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
+    if stat is np.mean:  # the common case, vectorised
+        boots = x[idx].mean(axis=1)
+    else:
+        boots = np.array([stat(x[i]) for i in idx], dtype=float)
+    tail = (1.0 - level) / 2
+    lo, hi = np.quantile(boots, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def sample_ks(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself when it is not a power of two."""
+    ks = [1 << e for e in range(n.bit_length()) if 1 << e <= n]
+    return ks if ks[-1] == n else ks + [n]
+
+
+def metric_key(metric: str, k: int) -> str:
+    """Row key of a metric: metric_key('outcome', 8) -> 'outcome_pass@8'; metric_key('maj', 8) -> 'maj@8'."""
+    return f"maj@{k}" if metric == "maj" else f"{metric}_pass@{k}"
+
+
+# ------------------------------------------------------------------------------------------------ spec
+
+@dataclass
+class EvalSpec:
+    """What to evaluate. Problems are index 0..problems_per_bin-1 of stream `seed` in pool 'eval': the
+    same spec gives the same problems; samples are reproducible for the same spec (batch_size included)."""
+    bins: dict[str, Optional[str]] = field(default_factory=lambda: dict(DEFAULT_BINS))  # name -> ops; null drops a bin
+    contexts: list[str] = field(default_factory=lambda: ["zoo", "school", "movie"])
+    modes: list[str] = field(default_factory=lambda: ["forward"])
+    problems_per_bin: int = 64
+    n_samples: int = 128
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 384  # a completion cut at this limit counts as wrong
+    seed: int = 0  # problem stream, sampling and bootstrap
+    batch_size: int = 256  # prompts x samples per sampler forward pass
+    problem_options: dict[str, Any] = field(default_factory=dict)  # gsm_synth.generate options
+
+
+def active_bins(spec: EvalSpec) -> dict[str, str]:
+    return {name: str(ops) for name, ops in spec.bins.items() if ops not in (None, "")}
+
+
+def check_spec(spec: EvalSpec) -> None:
+    """Fail before any work, with one line, on a spec that cannot run."""
+    for name in ("problems_per_bin", "n_samples", "max_new_tokens", "batch_size"):
+        if getattr(spec, name) < 1:
+            raise ValueError(f"{name} must be >= 1 (got {getattr(spec, name)})")
+    if spec.temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (got {spec.temperature})")
+    if not 0 < spec.top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (got {spec.top_p})")
+    if not active_bins(spec):
+        raise ValueError("no bins to evaluate (every bin is empty)")
+    if not spec.modes:
+        raise ValueError("modes is empty")
+    for name, ops in active_bins(spec).items():
+        try:
+            check_mixture(ops, spec.contexts, spec.modes)
+        except ValueError as e:
+            raise ValueError(f"bin '{name}': {e}") from None
+    pool = spec.problem_options.get("pool", "eval")
+    if pool != "eval":
+        raise ValueError(f"eval problems always come from pool 'eval' (got problem_options.pool={pool!r})")
+
+
+def problem_layout(ops: list[int], contexts: list[str], modes: list[str], count: int) -> list[tuple[int, str, str]]:
+    """(op, context, mode) of problem i: ops in equal contiguous shares, contexts round-robin within
+    them (so op and context are not locked together), modes round-robin over rounds of contexts."""
+    return [(ops[i * len(ops) // count], contexts[i % len(contexts)], modes[(i // len(contexts)) % len(modes)])
+            for i in range(count)]
+
+
+def eval_problems(spec: EvalSpec) -> dict[str, list]:
+    """bin name -> its problems; deterministic in the spec (index i of stream spec.seed, pool 'eval')."""
+    check_spec(spec)
+    options = {**spec.problem_options, "pool": "eval"}
+    out = {}
+    for name, ops_range in active_bins(spec).items():
+        ops, contexts, modes = check_mixture(ops_range, spec.contexts, spec.modes)  # also accepts "zoo,movie"
+        layout = problem_layout(ops, contexts, modes, spec.problems_per_bin)
+        out[name] = [gsm_synth.generate(op, context, mode, seed=spec.seed, index=i, **options)
+                     for i, (op, context, mode) in enumerate(layout)]
+    return out
+
+
+# -------------------------------------------------------------------------------------------- sampling
+
+def _is_module(model) -> bool:
+    return hasattr(model, "parameters") and hasattr(model, "train")
+
+
+def make_sampler(model, tokenizer, spec: EvalSpec) -> SampleFn:
+    """The batched KV-cache sampler as a SampleFn; each call gets its own seed derived from spec.seed."""
+    from models.sampler import generate  # the only torch-dependent import of this module
+
+    calls = itertools.count()
+
+    def sample(prompts, n):
+        return generate(model, prompts, n_samples=n, max_new_tokens=spec.max_new_tokens,
+                        temperature=spec.temperature, top_p=spec.top_p, eos_id=tokenizer.eos_id,
+                        pad_id=tokenizer.pad_id, seed=spec.seed * 1_000_003 + next(calls),
+                        max_batch=spec.batch_size)
+    return sample
+
+
+def _check_fits(model, prompts, spec: EvalSpec) -> None:
+    limit = getattr(getattr(model, "config", None), "max_seq_len", None)
+    longest = max(len(p) for p in prompts)
+    if limit is not None and longest + spec.max_new_tokens > limit:
+        raise ValueError(f"longest prompt ({longest} tokens) + max_new_tokens ({spec.max_new_tokens}) exceeds "
+                         f"the model's max_seq_len ({limit}); lower max_new_tokens or the bins' ops")
+
+
+@contextmanager
+def _eval_mode(model):
+    was_training = getattr(model, "training", None)
+    if was_training is None or not _is_module(model):
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def sample_all(sample_fn: SampleFn, prompts: list[list[int]], spec: EvalSpec, progress: bool) -> list:
+    """Completions for every prompt, in prompt order. Prompts of similar length share a call (less padding)."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    per_call = max(1, spec.batch_size // spec.n_samples)
+    out, start_time, tokens, last_report = [None] * len(prompts), time.time(), 0, 0.0
+    for start in range(0, len(order), per_call):
+        chunk = order[start:start + per_call]
+        got = sample_fn([prompts[i] for i in chunk], spec.n_samples)
+        if len(got) != len(chunk) or any(len(s) != spec.n_samples for s in got):
+            raise ValueError(f"sample_fn must return {spec.n_samples} completions for each of its "
+                             f"{len(chunk)} prompts")
+        for i, samples in zip(chunk, got):
+            out[i] = [list(s) for s in samples]
+            tokens += sum(len(s) for s in samples)
+        done, dt = min(start + per_call, len(order)), time.time() - start_time
+        if progress and (dt - last_report >= 10 or done == len(order)):  # a line every 10 s at most
+            last_report = dt
+            print(f"eval: {done}/{len(order)} problems, {dt:.1f} s, "
+                  f"{tokens / max(dt, 1e-9):.0f} tok/s", file=sys.stderr, flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- verifying
+
+def is_cut(ids: list[int], eos_id: int, max_new_tokens: int) -> bool:
+    return eos_id not in ids and len(ids) >= max_new_tokens
+
+
+def score_problem(bin_name: str, problem, samples: list[list[int]], tokenizer, spec: EvalSpec) -> dict:
+    """Raw per-problem record: correct counts, each sample's answer (None: none or cut), error counts."""
+    c_outcome = c_process = cut = tokens = 0
+    answers, errors = [], Counter()
+    for ids in samples:
+        verdict = gsm_synth.verify(problem, completion_to_solution(tokenizer, ids))
+        truncated = is_cut(ids, tokenizer.eos_id, spec.max_new_tokens)
+        c_outcome += verdict.answer_correct and not truncated
+        c_process += verdict.process_correct and not truncated
+        answers.append(None if truncated else verdict.predicted_answer)
+        errors.update(e.kind for e in verdict.errors)
+        cut += truncated
+        tokens += len(ids)
+    return {"bin": bin_name, "context": problem.context, "mode": problem.mode, "op": problem.op,
+            "index": problem.index, "id": problem.id, "answer": problem.answer, "n": len(samples),
+            "c_outcome": int(c_outcome), "c_process": int(c_process), "answers": answers,
+            "errors": {k: errors[k] for k in gsm_synth.ERROR_KINDS if errors[k]}, "tokens": tokens, "cut": int(cut)}
+
+
+def problem_scores(record: dict, ks: list[int], seed: int) -> dict[str, float]:
+    """Every metric of one problem, keyed like the rows (metric_key)."""
+    scores = {}
+    for flavour in FLAVOURS:
+        for k in ks:
+            scores[metric_key(flavour, k)] = pass_at_k(record["n"], record[f"c_{flavour}"], k)
+    for k in ks:
+        rng = random.Random(f"maj:{seed}:{record['bin']}:{record['index']}:{k}")
+        scores[metric_key("maj", k)] = maj_at_k(record["answers"], record["answer"], k, rng)
+    return scores
+
+
+def summarize(bin_name: str, context: str, ops: str, records: list[dict], scores: list[dict],
+              ks: list[int], seed: int) -> dict:
+    """One row: means with bootstrap CIs over problems, error taxonomy, lengths."""
+    samples = sum(r["n"] for r in records)
+    row = {"bin": bin_name, "context": context, "ops": ops, "modes": sorted({r["mode"] for r in records}),
+           "problems": len(records), "n": records[0]["n"], "ks": ks}
+    for key in scores[0]:
+        values = [s[key] for s in scores]
+        row[key] = float(np.mean(values))
+        row[key + "_ci"] = list(bootstrap_ci(values, seed=seed))
+    errors = Counter()
+    for r in records:
+        errors.update(r["errors"])
+    row["errors"] = {k: errors[k] for k in gsm_synth.ERROR_KINDS}
+    row["errors_per_sample"] = {k: errors[k] / samples for k in gsm_synth.ERROR_KINDS}
+    row["mean_tokens"] = sum(r["tokens"] for r in records) / samples
+    row["cut_fraction"] = sum(r["cut"] for r in records) / samples
+    return row
+
+
+def build_rows(records: list[dict], spec: EvalSpec) -> list[dict]:
+    ks = sample_ks(spec.n_samples)
+    scores = [problem_scores(r, ks, spec.seed) for r in records]
+    rows = []
+    for bin_name, ops in active_bins(spec).items():
+        picked = [(r, s) for r, s in zip(records, scores) if r["bin"] == bin_name]
+        for context in ["all", *dict.fromkeys(r["context"] for r, _ in picked)]:
+            group = [(r, s) for r, s in picked if context in ("all", r["context"])]
+            if group:
+                rows.append(summarize(bin_name, context, ops, [r for r, _ in group], [s for _, s in group],
+                                      ks, spec.seed))
+    return rows
+
+
+def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = True,
+             sample_fn: SampleFn | None = None) -> dict:
+    """Sample, verify and summarise. `model` is a GPT (sampled with models.sampler, in eval mode, its
+    mode restored afterwards) or itself a SampleFn; `sample_fn` overrides both (tests inject an oracle).
+
+    Returns {"spec": dict, "ks": [...], "rows": [one per bin x context, context 'all' = bin total],
+             "problems": [raw per-problem records: n, c_outcome, c_process, answers, errors, ...]}.
+    """
+    spec = spec or EvalSpec()
+    problems = eval_problems(spec)
+    flat = [(name, p) for name, ps in problems.items() for p in ps]
+    prompts = [encode_prompt(tokenizer, p) for _, p in flat]
+    if sample_fn is None and _is_module(model):
+        _check_fits(model, prompts, spec)
+        sample_fn = make_sampler(model, tokenizer, spec)
+    elif sample_fn is None:
+        if not callable(model):
+            raise ValueError("evaluate needs a GPT module or a sample_fn(prompts, n_samples)")
+        sample_fn = model
+    with _eval_mode(model):
+        completions = sample_all(sample_fn, prompts, spec, progress)
+    records = [score_problem(name, p, samples, tokenizer, spec) for (name, p), samples in zip(flat, completions)]
+    return {"spec": asdict(spec), "ks": sample_ks(spec.n_samples), "rows": build_rows(records, spec),
+            "problems": records}
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonl(items) -> str:
+    return "".join(json.dumps(item) + "\n" for item in items)
+
+
+def write_results(results: dict, out_dir) -> dict[str, Path]:
+    """eval.jsonl (rows), eval_problems.jsonl (raw per-problem records), eval_spec.json, pass_at_k.png."""
+    from pipelines.plots import plot_bins  # matplotlib only when a figure is wanted
+
+    out = Path(out_dir)
+    paths = {"rows": out / "eval.jsonl", "problems": out / "eval_problems.jsonl",
+             "spec": out / "eval_spec.json", "plot": out / "pass_at_k.png"}
+    write_atomic(paths["rows"], _jsonl(results["rows"]))
+    write_atomic(paths["problems"], _jsonl(results["problems"]))
+    write_atomic(paths["spec"], json.dumps(results["spec"], indent=2) + "\n")
+    plot_bins(results["rows"], paths["plot"])
+    return paths
+
+
+def plot_pass_at_k(rows_by_label: dict[str, list[dict]], path) -> Path:
+    """Overlay several models (label -> rows from evaluate), one panel per bin; see pipelines.plots."""
+    from pipelines.plots import plot_pass_at_k as plot
+
+    return plot(rows_by_label, path)
+
+
+def format_rows(rows: list[dict]) -> str:
+    """A plain-text table of the bin totals (the first and last k of each metric)."""
+    lines = [f"{'bin':<8}{'ops':<8}{'problems':>9}{'pass@1':>9}{'pass@n':>9}{'proc@1':>9}{'proc@n':>9}"
+             f"{'maj@n':>9}{'cut':>7}"]
+    for r in rows:
+        if r["context"] != "all":
+            continue
+        k1, kn = r["ks"][0], r["ks"][-1]
+        vals = [r[metric_key("outcome", k1)], r[metric_key("outcome", kn)], r[metric_key("process", k1)],
+                r[metric_key("process", kn)], r[metric_key("maj", kn)]]
+        lines.append(f"{r['bin']:<8}{r['ops']:<8}{r['problems']:>9}" + "".join(f"{v:>9.3f}" for v in vals)
+                     + f"{r['cut_fraction']:>7.2f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+@dataclass
+class EvalCommand(EvalSpec):
+    checkpoint: str = ""  # directory that pipelines.checkpoint.load_model reads
+    out: Optional[str] = None  # default: <checkpoint>/eval
+    progress: bool = True
+
+
+_DICT_KEYS = {"bins", "problem_options"}
+_LIST_KEYS = {"contexts", "modes"}
+USAGE = ("usage: python -m pipelines.evaluate checkpoint=<dir> [key=value ...]\n"
+         "keys: " + ", ".join(f.name for f in fields(EvalCommand)) + "\n"
+         "e.g.  bins.id=2-10 bins.hard=null n_samples=16 problems_per_bin=8 contexts=zoo,movie out=<dir>")
+
+
+def _check_key(key: str) -> None:
+    valid = [f.name for f in fields(EvalCommand)]
+    top, dot, _ = key.partition(".")
+    if top not in valid:
+        close = difflib.get_close_matches(top, valid, n=1, cutoff=0.0)
+        raise ValueError(f"unknown key '{key}'; did you mean '{close[0]}'?")
+    if dot and top not in _DICT_KEYS:
+        raise ValueError(f"'{top}' takes a value, not sub-keys (got '{key}')")
+
+
+def parse_command(argv: list[str]) -> EvalCommand:
+    """key=value overrides (OmegaConf dotlist) over the EvalCommand defaults; ValueError with one line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    items = []
+    for item in argv:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"expected key=value (got '{item}')")
+        _check_key(key)
+        if key in _LIST_KEYS and not value.startswith("["):  # contexts=zoo,movie means a list
+            value = "[" + value + "]"
+        items.append(f"{key}={value}")
+    try:
+        conf = OmegaConf.merge(OmegaConf.structured(EvalCommand), OmegaConf.from_dotlist(items))
+        cmd = OmegaConf.to_object(conf)
+    except OmegaConfBaseException as e:
+        where = getattr(e, "full_key", None)
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{where}: {msg}" if where else msg) from None
+    if not cmd.checkpoint:
+        raise ValueError("checkpoint=<dir> is required")
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(USAGE)
+        return 0
+    try:
+        cmd = parse_command(argv)
+        spec = EvalSpec(**{f.name: getattr(cmd, f.name) for f in fields(EvalSpec)})
+        check_spec(spec)
+        from pipelines.checkpoint import load_model  # imported late: it needs torch
+
+        model, tokenizer = load_model(cmd.checkpoint)[:2]  # (model, tokenizer, meta)
+        results = evaluate(model, tokenizer, spec, progress=cmd.progress)
+        paths = write_results(results, cmd.out or Path(cmd.checkpoint) / "eval")
+    except ModuleNotFoundError as e:
+        if e.name != "pipelines.checkpoint":
+            raise
+        print("error: pipelines.checkpoint is not available yet (needed to load a checkpoint)", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    print(format_rows(results["rows"]))
+    print(f"wrote {paths['rows']} and {paths['plot']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
