@@ -115,7 +115,8 @@ class AtomicCheckpoint(ModelCheckpoint):
 
 
 def make_tokenizer():
-    return build_tokenizer(gsm_synth.vocabulary())
+    """Words and phrases of every registered context (a user's too), so any mixture is covered."""
+    return build_tokenizer(gsm_synth.vocabulary(), gsm_synth.phrases())
 
 
 def plan_steps(cfg: LMStageConfig, flops_per_token: float) -> int:
