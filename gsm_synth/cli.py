@@ -24,6 +24,7 @@ class ProblemOptions:
     distractors: Optional[int] = None  # null = random 0..ceil(op/2)
     shuffle: float = 1.0  # 0 = topological order of statements, 1 = full shuffle
     pool: Optional[str] = None  # pretrain | midtrain | rl | eval
+    symbols: str = "random"  # random (as iGSM) | ordered (a, b, c, ... in step order)
 
 
 @dataclass
@@ -68,7 +69,8 @@ def parse(schema, argv: list[str]):
 
 
 def _options(a: ProblemOptions) -> dict:
-    return {"modulus": a.modulus, "distractors": a.distractors, "shuffle": a.shuffle, "pool": a.pool}
+    return {"modulus": a.modulus, "distractors": a.distractors, "shuffle": a.shuffle, "pool": a.pool,
+            "symbols": a.symbols}
 
 
 def cmd_generate(argv: list[str]) -> None:

@@ -12,11 +12,12 @@ from . import pools
 from .arith import Arithmetic
 from .build import AGGREGATE, build_structure
 from .context import get_context
-from .render import Namer, canonical_order, solution, statements
+from .render import Namer, canonical_order, reading_order, solution, statements, template
 from .values import Retry, assign
 
 MODES = ("forward", "reverse")
-DEFAULT_OPTIONS = {"modulus": 23, "distractors": None, "shuffle": 1.0, "pool": None}
+DEFAULT_OPTIONS = {"modulus": 23, "distractors": None, "shuffle": 1.0, "pool": None, "symbols": "random"}
+SYMBOL_STYLES = ("random", "ordered")
 _MAX_TRIES = 200
 
 
@@ -89,6 +90,8 @@ def check_options(options: dict) -> dict:
     s = opts["shuffle"]
     if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0.0 <= s <= 1.0:
         raise ValueError(f"shuffle must be a number between 0 and 1 (got {s!r})")
+    if opts["symbols"] not in SYMBOL_STYLES:
+        raise ValueError(f"symbols must be one of {', '.join(SYMBOL_STYLES)} (got {opts['symbols']!r})")
     if opts["pool"] is not None and opts["pool"] not in pools.POOLS:
         raise ValueError(f"unknown pool '{opts['pool']}' (valid: {', '.join(pools.POOLS)})")
     return opts
@@ -100,7 +103,8 @@ def generate(op: int, context: str = "zoo", mode: str = "forward", seed: int = 0
 
     Options: modulus (prime, default 23; None = plain integers with GSM-Infinite's bounds), distractors
     (unused parameters stated; None = random 0..ceil(op/2)), shuffle (0 = statements in topological
-    order .. 1 = fully shuffled), pool (None, or one of pools.POOLS: the problem then belongs to that pool).
+    order .. 1 = fully shuffled), pool (None, or one of pools.POOLS: the problem then belongs to that pool),
+    symbols ("random" letters as iGSM, or "ordered": a, b, c, ... in step order).
     """
     ctx = get_context(context)
     if not isinstance(op, int) or isinstance(op, bool) or not 1 <= op <= ctx.max_op:
@@ -129,7 +133,7 @@ def _generate_once(ctx, op: int, mode: str, seed: int, index: int, opts: dict, a
         nodes, sink = build_structure(rng, op, len(groups), len(items), n_distractors)
         namer = Namer(ctx, groups, items)
         names = [namer.name(n) for n in nodes]
-        order = canonical_order(nodes, names, sink)
+        order = canonical_order(nodes, names)
         unknown = None
         if reverse:
             leaves = [j for j in order if not nodes[j].params and nodes[j].has_const]
@@ -142,8 +146,9 @@ def _generate_once(ctx, op: int, mode: str, seed: int, index: int, opts: dict, a
             continue
     else:
         raise RuntimeError(f"could not assign values for op={op} context={ctx.name} mode={mode}")
-    texts = statements(nodes, namer, sink, reverse, opts["shuffle"], rng)
-    steps, tail, answer, template = solution(nodes, order, names, sink, reverse, ar, rng)
+    texts, owners = statements(nodes, namer, sink, reverse, opts["shuffle"], rng)
+    steps, tail, answer = solution(nodes, reading_order(nodes, owners), names, sink, reverse, ar, rng,
+                                   ordered_symbols=opts["symbols"] == "ordered")
     if tail:
         steps.append("; ".join(tail) + ".")
     q_node = unknown if reverse else sink
@@ -151,7 +156,8 @@ def _generate_once(ctx, op: int, mode: str, seed: int, index: int, opts: dict, a
     return Problem(
         problem=" ".join(texts), question=question, solution=" ".join(steps) + f" Answer: {answer}.",
         answer=answer, op=op, context=ctx.name, mode=mode,
-        id=_hash(mode + "\n" + "\n".join(sorted(texts)) + "\n" + question), template_hash=_hash(template),
+        id=_hash(mode + "\n" + "\n".join(sorted(texts)) + "\n" + question),
+        template_hash=_hash(template(nodes, order, reverse)),
         statements=tuple(texts), steps=tuple(steps), seed=seed, index=index,
         options={k: v for k, v in opts.items()}, _nodes=nodes, _names=names, _sink=sink)
 

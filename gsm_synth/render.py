@@ -18,9 +18,18 @@ EXPRESSIONS = {
 }
 
 
+def _pool(n: int) -> list[str]:
+    return _SYMBOLS if n <= len(_SYMBOLS) else _SYMBOLS + [a + d for a in _SYMBOLS for d in string.digits]
+
+
 def symbols(n: int, rng: random.Random) -> list[str]:
-    pool = _SYMBOLS if n <= len(_SYMBOLS) else _SYMBOLS + [a + d for a in _SYMBOLS for d in string.digits]
-    return rng.sample(pool, n)
+    """Random distinct letters, as iGSM (a solver must not rely on which letter means what)."""
+    return rng.sample(_pool(n), n)
+
+
+def ordered(n: int) -> list[str]:
+    """a, b, c, ... in step order: no randomness for a small model to waste capacity on."""
+    return _pool(n)[:n]
 
 
 class Namer:
@@ -48,7 +57,9 @@ def _sentence_start(ref: str) -> str:
 
 
 def statements(nodes: list[Node], namer: Namer, sink: int, reverse: bool, shuffle: float,
-               rng: random.Random) -> list[str]:
+               rng: random.Random) -> tuple[list[str], list[int]]:
+    """Statement texts in problem order, and for each the node it defines (-1: the given value of the
+    sink in reverse mode)."""
     st = namer.ctx.statements
     refs = [namer.ref(n) for n in nodes]
     keyed = []
@@ -61,29 +72,40 @@ def statements(nodes: list[Node], namer: Namer, sink: int, reverse: bool, shuffl
         else:
             ops = dict(zip("ABC", (refs[p] for p in n.params)))
             text = st[n.form].format(T=T, k=n.const, **ops)
-        keyed.append((n.pos, text))
+        keyed.append((n.pos, j, text))
     if reverse:
-        keyed.append((nodes[sink].pos + 1e-6, st["known"].format(T=_sentence_start(refs[sink]), k=nodes[sink].true)))
+        keyed.append((nodes[sink].pos + 1e-6, -1,
+                      st["known"].format(T=_sentence_start(refs[sink]), k=nodes[sink].true)))
     keyed.sort()
-    texts = [t for _, t in keyed]
     if shuffle >= 1.0:
-        rng.shuffle(texts)
+        rng.shuffle(keyed)
     elif shuffle > 0.0:  # local shuffle: each statement moves about shuffle * len places
-        noisy = sorted(range(len(texts)), key=lambda i: i + shuffle * len(texts) * rng.random())
-        texts = [texts[i] for i in noisy]
-    return texts
+        noisy = sorted(range(len(keyed)), key=lambda i: i + shuffle * len(keyed) * rng.random())
+        keyed = [keyed[i] for i in noisy]
+    return [t for _, _, t in keyed], [j for _, j, _ in keyed]
 
 
-def canonical_order(nodes: list[Node], names: list[str], sink: int) -> list[int]:
-    """Necessary nodes in a topological order that depends only on the problem's content (Kahn's
-    algorithm, ties broken by name), so the same problem always gets the same gold step order."""
+def reading_order(nodes: list[Node], owners: list[int]) -> list[int]:
+    """The gold step order: repeatedly take a ready aggregate (all its members known), else the ready
+    parameter whose statement comes first in the problem - what a reader scanning the text would do."""
+    position = {j: i for i, j in enumerate(owners) if j >= 0}
+    return _kahn(nodes, lambda j: (0, 0) if nodes[j].kind == AGGREGATE else (1, position[j]))
+
+
+def canonical_order(nodes: list[Node], names: list[str]) -> list[int]:
+    """A topological order that ignores statement order (ties broken by name): the solution template
+    is taken in this order, so shuffled versions of one problem share their template and pool."""
+    return _kahn(nodes, lambda j: names[j])
+
+
+def _kahn(nodes: list[Node], key) -> list[int]:
     need = [j for j, n in enumerate(nodes) if n.necessary]
     indeg = {j: len(nodes[j].params) for j in need}
     children: dict[int, list[int]] = {j: [] for j in need}
     for j in need:
         for p in nodes[j].params:
             children[p].append(j)
-    heap = [(names[j], j) for j in need if indeg[j] == 0]
+    heap = [(key(j), j) for j in need if indeg[j] == 0]
     heapq.heapify(heap)
     order = []
     while heap:
@@ -92,8 +114,16 @@ def canonical_order(nodes: list[Node], names: list[str], sink: int) -> list[int]
         for c in children[j]:
             indeg[c] -= 1
             if indeg[c] == 0:
-                heapq.heappush(heap, (names[c], c))
+                heapq.heappush(heap, (key(c), c))
     return order
+
+
+def template(nodes: list[Node], canonical: list[int], reverse: bool) -> str:
+    """iGSM's solution sketch: the steps with names, numbers and symbols abstracted away."""
+    step_of = {j: i for i, j in enumerate(canonical)}
+    sketch = [f"{nodes[j].kind[0]}{nodes[j].form}{nodes[j].has_const:d}{nodes[j].unknown:d}:"
+              f"{','.join(str(step_of[p]) for p in nodes[j].params)}" for j in canonical]
+    return ("R" if reverse else "F") + "|" + ";".join(sketch)
 
 
 def _atom(text: str) -> str:
@@ -101,15 +131,13 @@ def _atom(text: str) -> str:
 
 
 def solution(nodes: list[Node], order: list[int], names: list[str], sink: int, reverse: bool,
-             ar: Arithmetic, rng: random.Random) -> tuple[list[str], list[str], int, str]:
-    """(steps, tail equations, answer, template) of the gold solution."""
-    syms = dict(zip(order, symbols(len(order), rng)))
+             ar: Arithmetic, rng: random.Random, ordered_symbols: bool = False) -> tuple[list[str], list[str], int]:
+    """(steps, tail equations, answer) of the gold solution, one step per node of `order`."""
+    syms = dict(zip(order, ordered(len(order)) if ordered_symbols else symbols(len(order), rng)))
     unknown = next((syms[j] for j in order if nodes[j].unknown), "x")
-    steps, sketch = [], []
-    step_of = {j: i for i, j in enumerate(order)}
+    steps = []
     for j in order:
         n, s = nodes[j], syms[j]
-        sketch.append(f"{n.kind[0]}{n.form}{n.has_const:d}{n.unknown:d}:{','.join(str(step_of[p]) for p in n.params)}")
         if n.unknown:
             steps.append(f"Define {names[j]} as {s}; so {s} is unknown.")
             continue
@@ -143,5 +171,4 @@ def solution(nodes: list[Node], order: list[int], names: list[str], sink: int, r
         answer = next(nodes[j].true for j in order if nodes[j].unknown)
     else:
         answer = nodes[sink].true
-    template = ("R" if reverse else "F") + "|" + ";".join(sketch)
-    return steps, tail, answer, template
+    return steps, tail, answer

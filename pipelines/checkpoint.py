@@ -52,7 +52,11 @@ def load_meta(directory: str | Path) -> dict:
 
 
 def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer, dict]:
+    """A model directory (final/), or a stage's resumable Lightning checkpoint (ckpt/last.ckpt) whose
+    tokenizer is the stage's tokenizer.json: so a run can be evaluated while it trains."""
     directory = Path(directory)
+    if directory.suffix == ".ckpt":
+        return _load_lightning(directory, device)
     meta = load_meta(directory)
     try:
         config = GPTConfig(**meta["config"])
@@ -71,3 +75,16 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokeniz
         raise CheckpointError(f"checkpoint {directory / WEIGHTS} does not match its config "
                               f"({str(e).splitlines()[0][:120]})") from None
     return model.to(device), tokenizer, meta
+
+
+def _load_lightning(path: Path, device: str) -> tuple[GPT, Tokenizer, dict]:
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        config = GPTConfig(**ckpt["hyper_parameters"]["model"])
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    except Exception as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupted or not a training checkpoint ({reason})") from None
+    model = GPT(config)
+    model.load_state_dict(state)
+    return model.to(device), Tokenizer.load(path.parent.parent), {"step": ckpt.get("global_step")}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
@@ -26,6 +26,7 @@ class MixtureConfig:
     modulus: Optional[int] = 23
     distractors: Optional[int] = None
     shuffle: float = 1.0
+    symbols: str = "random"
 
 
 @dataclass
@@ -43,6 +44,7 @@ class OptimConfig:
 class LMStageConfig:
     """One pretrain or mid-train stage."""
     preset: str = "small"
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of the preset, e.g. {n_layer: 6}
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     budget_tokens: Optional[int] = 20_000_000  # tokens trained on; or set budget_flops instead

@@ -31,7 +31,7 @@ class Mixture:
         self.contexts, self.context_weights = list(cfg.contexts), _weights(cfg.contexts, "mixture.contexts")
         self.modes, self.mode_weights = list(cfg.modes), _weights(cfg.modes, "mixture.modes")
         self.options = {"modulus": cfg.modulus, "distractors": cfg.distractors, "shuffle": cfg.shuffle,
-                        "pool": cfg.pool}
+                        "pool": cfg.pool, "symbols": cfg.symbols}
         gsm_synth.dataset.check_mixture(sorted({o for b in self.bins for o in b}), self.contexts, self.modes)
         gsm_synth.problem.check_options(self.options)
 
@@ -53,19 +53,21 @@ def _weights(table: dict, key: str) -> list[float]:
 
 
 def pack_block(mixture: Mixture, tokenizer, seed: int, k: int, seq_len: int, prompt_weight: float):
-    """(inputs, targets, weights) of block k: whole problems back to back, the last one cut at seq_len."""
+    """(inputs, targets, loss weights, solution mask) of block k: whole problems back to back, the last one
+    cut at seq_len. Targets in a solution weigh 1, targets in the problem text `prompt_weight`."""
     ids: list[int] = []
-    weights: list[float] = []
+    is_solution: list[bool] = []
     j = 0
     while len(ids) < seq_len + 1:
         example, solution_start = encode_example(tokenizer, mixture.problem(seed, k * DOCS_PER_BLOCK + j))
         ids.extend(example)
-        weights.extend([prompt_weight] * solution_start + [1.0] * (len(example) - solution_start))
+        is_solution.extend([False] * solution_start + [True] * (len(example) - solution_start))
         j += 1
     x = torch.tensor(ids[:seq_len], dtype=torch.long)
     y = torch.tensor(ids[1:seq_len + 1], dtype=torch.long)
-    w = torch.tensor(weights[1:seq_len + 1], dtype=torch.float32)
-    return x, y, w
+    sol = torch.tensor(is_solution[1:seq_len + 1], dtype=torch.bool)
+    w = torch.where(sol, 1.0, prompt_weight).float()
+    return x, y, w, sol
 
 
 class BlockStream(IterableDataset):

@@ -41,11 +41,14 @@ class LMModule(pl.LightningModule):
         self.optim, self.total_steps = optim, total_steps
 
     def training_step(self, batch, batch_idx):
-        x, y, w = batch
+        x, y, w, solution = batch
         logits = self.model(x)
         ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
         loss = (ce * w.flatten()).sum() / w.sum()
         self.log("loss", loss, prog_bar=True)
+        # Loss on solution tokens alone: the part that measures reasoning (problem text is mostly noise).
+        sol = solution.flatten()
+        self.log("solution_loss", ce.detach()[sol].mean() if sol.any() else ce.new_zeros(()), prog_bar=True)
         self.log("lr", self.lr_schedulers().get_last_lr()[0])
         return loss
 
@@ -162,6 +165,13 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
     else:
         tokenizer = make_tokenizer()
         model_cfg = asdict(model_config(cfg.preset, tokenizer.vocab_size, cfg.max_seq_len))
+        unknown = set(cfg.model) - set(model_cfg)
+        if unknown:
+            raise ConfigError(f"unknown model key '{sorted(unknown)[0]}' (valid: {', '.join(model_cfg)})")
+        try:
+            model_cfg = asdict(GPTConfig(**{**model_cfg, **cfg.model}))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"bad model override: {e}") from None
         base = None
     module = LMModule(model_cfg, asdict(cfg.optim), 1)
     flops_per_token = module.model.flops_per_token(cfg.seq_len)
@@ -170,6 +180,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         module.model.load_state_dict(base.state_dict())
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(cfg))
+    tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
     ckpt = AtomicCheckpoint(dirpath=out / CKPT, save_last=True, save_top_k=0,
                             every_n_train_steps=cfg.checkpoint_every, enable_version_counter=False)
     loggers = [CSVLogger(out, name="logs")]  # a resumed run logs to the next version_N: nothing is overwritten

@@ -124,3 +124,33 @@ def test_bad_input_is_one_clear_error(call, message):
     with pytest.raises(ValueError) as e:
         call()
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_ordered_symbols_and_reading_order():
+    p = generate(9, "zoo", seed=0, index=5, symbols="ordered")
+    defined = [s.split(" as ")[1].split(";")[0] for s in p.steps if s.startswith("Define")]
+    assert defined == list("abcdefghijklmnopqrstuvwxyz")[:len(defined)]
+    assert verify_ok(p)
+    # gold steps follow the reading order: each step is the first ready statement of the problem text
+    position = {s.split(" equals ")[0]: i for i, s in enumerate(p.statements)}
+    g = p.graph
+    done: set = set()
+    for step in p.steps:
+        name = step[len("Define "):].split(" as ")[0]
+        ready = [n for n, d in g.nodes(data=True) if d["kind"] != "constant" and d["necessary"] and n not in done
+                 and all(q in done or g.nodes[q]["kind"] == "constant" for q in g.predecessors(n))]
+        aggregates = [n for n in ready if g.nodes[n]["kind"] == "aggregate"]
+        expected = aggregates[0] if aggregates else min(ready, key=lambda n: position["The number of " + n])
+        assert name == expected if not aggregates else g.nodes[name]["kind"] == "aggregate"
+        done.add(name)
+
+
+def test_shuffled_versions_share_id_template_and_pool():
+    a = generate(9, "school", seed=0, index=2, shuffle=0.0)
+    b = generate(9, "school", seed=0, index=2, shuffle=1.0)
+    assert a.problem != b.problem
+    assert (a.id, a.template_hash, a.pool) == (b.id, b.template_hash, b.pool)
+
+
+def verify_ok(p):
+    return gsm_synth.verify(p, p.solution).process_correct
