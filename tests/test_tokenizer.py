@@ -52,3 +52,22 @@ def test_save_load_and_bad_files(tok, tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"tokenizer\.json"):
         Tokenizer.load(tmp_path)
+
+
+def test_every_context_round_trips_with_phrases_and_no_unknown_words():
+    import gsm_synth
+    from models import build_tokenizer
+    from pipelines.text import completion_to_solution, encode_example
+
+    full = build_tokenizer(gsm_synth.vocabulary(), gsm_synth.phrases())
+    words_only = build_tokenizer(gsm_synth.vocabulary())
+    for context in gsm_synth.list_contexts():
+        for mode in ("forward", "reverse"):
+            for op in (1, 4, 9, 16):
+                p = gsm_synth.generate(op, context, mode, seed=0, index=op)
+                ids, start = encode_example(full, p)
+                assert full.unk_id not in ids
+                text = p.problem + " " + p.question + " " + p.solution
+                assert full.decode(full.encode(text)) == text
+                assert gsm_synth.verify(p, completion_to_solution(full, ids[start:])).process_correct
+                assert len(ids) < len(encode_example(words_only, p)[0])  # phrases shorten sequences
