@@ -10,7 +10,7 @@ import networkx as nx
 
 from . import pools
 from .arith import Arithmetic
-from .build import AGGREGATE, build_structure
+from .build import build_structure
 from .context import get_context
 from .render import Namer, canonical_order, reading_order, solution, statements, template
 from .values import Retry, assign

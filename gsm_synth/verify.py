@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .arith import Arithmetic, Form, format_form
-from .build import AGGREGATE
 from .expr import ExprError, evaluate, symbols_in, tokenize
 
 ERROR_KINDS = ("parse_error", "unknown_parameter", "value_mismatch", "arithmetic_error", "dependency_mismatch",

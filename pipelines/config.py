@@ -68,15 +68,38 @@ def parse_dotlist(schema, argv: list[str], base=None):
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
     structured = OmegaConf.structured(schema)
-    layers = [structured] + ([base] if base is not None else []) + [OmegaConf.from_dotlist(argv)]
     try:
-        return OmegaConf.to_object(OmegaConf.merge(*layers))
+        layers = ([OmegaConf.create(base)] if base is not None else []) + [OmegaConf.from_dotlist(argv)]
+        merged = structured
+        for layer in layers:
+            merged = OmegaConf.merge(_clear_maps(merged, layer), layer)
+        return OmegaConf.to_object(merged)
     except ConfigKeyError as e:
         key = e.full_key or "?"
         raise ConfigError(f"unknown key '{key}'{_closest(structured, key)}") from None
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"bad value for '{key}': {str(e).splitlines()[0]}") from None
+
+
+def _clear_maps(cfg, layer):
+    """A copy of cfg in which every map (a dict-typed field such as mixture.ops, not a nested config)
+    that `layer` sets is emptied first: `mixture.ops={7-10: 1}` then means exactly that, instead of
+    being added to the default bins as a plain OmegaConf merge would do."""
+    cfg = cfg.copy()
+
+    def walk(node, sub):
+        for key in sub:
+            if key not in node or not OmegaConf.is_dict(sub[key]) or not OmegaConf.is_dict(node[key]):
+                continue
+            target = node._get_node(key)
+            if target._metadata.object_type in (None, dict):
+                node[key] = {}
+            else:
+                walk(node[key], sub[key])
+
+    walk(cfg, layer)
+    return cfg
 
 
 def _closest(cfg, key: str) -> str:
@@ -98,3 +121,48 @@ def _closest(cfg, key: str) -> str:
 
 def to_yaml(cfg) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+@dataclass
+class RewardConfig:
+    """RL reward: outcome | process | strict | ttrl (see pipelines/rewards.py)."""
+    kind: str = "outcome"
+    alpha: float = 0.5  # process: alpha * outcome + (1 - alpha) * process score
+    extra_penalty: float = 1.0  # process score: each extra (unneeded) step costs this many gold parameters
+    votes: int = 64  # ttrl: m samples per prompt whose majority answer is the pseudo-label (>= group_size)
+
+
+@dataclass
+class RLStageConfig:
+    """GRPO on a finished LM stage (pipelines/rl.py). Budget precedence: flops, then samples, then steps."""
+    init_from: Optional[str] = None  # a finished stage's final/ directory (required)
+    mixture: MixtureConfig = field(default_factory=lambda: MixtureConfig(ops={"11-14": 1.0}, pool="rl"))
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    group_size: Optional[int] = None  # n samples trained per prompt; None: 8 (32 for ttrl, as TTRL's 64/32)
+    prompts_per_step: int = 8  # per device
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 1e-4  # provisional (CMU: 1e-6 at 100M params); constant, as in the CMU study
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    kl_coef: float = 0.0  # k3 KL to the starting policy (CMU: 1e-3); the reference model exists only if > 0
+    std_norm: bool = True  # advantages (r - mean) / (std + 1e-6) per group, as GRPO/verl/CMU; False: r - mean
+    skip_zero_variance: bool = True  # drop groups whose rewards are all equal (no signal) from the loss
+    ppo_epochs: int = 1  # passes over each rollout batch
+    minibatches: int = 1  # optimizer steps per pass (rollout split into this many parts)
+    micro_batch: int = 16  # sequences per forward/backward (gradient accumulation; memory only)
+    max_batch: int = 256  # sampler rows per forward pass
+    budget_steps: Optional[int] = 200  # RL steps (rollout batches)
+    budget_samples: Optional[int] = None  # trained samples (prompts x group_size, all devices)
+    budget_flops: Optional[float] = None  # sampling + training + reference FLOPs, all devices
+    precision: str = "32-true"  # or bf16-mixed
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+    checkpoint_every: int = 10  # RL steps
+    seed: int = 0

@@ -27,7 +27,8 @@ import gsm_synth
 from models import GPT, GPTConfig, build_tokenizer, model_config
 
 from .checkpoint import load_model, save_model
-from .config import ConfigError, LMStageConfig, parse_dotlist, to_yaml
+from .stage_cli import stage_main
+from .config import ConfigError, LMStageConfig, to_yaml
 from .data import BlockStream, Mixture
 
 FINAL, CKPT = "final", "ckpt"
@@ -209,19 +210,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    outs = [a for a in argv if a.startswith("out=")]
-    rest = [a for a in argv if not a.startswith("out=")]
-    try:
-        if not outs:
-            raise ConfigError("missing out=<directory> for the stage's artefacts")
-        cfg = parse_dotlist(LMStageConfig, rest)
-        final = run_lm_stage(cfg, outs[-1].split("=", 1)[1])
-    except (ConfigError, ValueError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(f"model written to {final}")
-    return 0
+    return stage_main(LMStageConfig, run_lm_stage, argv)
 
 
 if __name__ == "__main__":

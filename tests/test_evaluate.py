@@ -15,15 +15,6 @@ from pipelines.evaluate import (EvalSpec, bootstrap_ci, eval_problems, evaluate,
 from pipelines.text import completion_text, encode_prompt
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core box: a second intra-op thread only adds spin-waiting (100x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer(gsm_synth.vocabulary())

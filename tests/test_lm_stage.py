@@ -82,3 +82,11 @@ def test_bad_config_is_one_line(tmp_path, argv, message):
         cfg = parse_dotlist(LMStageConfig, argv + ["preset=tiny"] if not argv[0].startswith("preset") else argv)
         run_lm_stage(cfg, tmp_path, progress=False)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_map_on_the_command_line_replaces_the_default():
+    cfg = parse_dotlist(LMStageConfig, ["mixture.ops={11-14: 1.0}", "model={n_layer: 3}"])
+    assert cfg.mixture.ops == {"11-14": 1.0} and cfg.model == {"n_layer": 3}
+    cfg = parse_dotlist(LMStageConfig, ["optim.lr=0.5"], base={"mixture": {"ops": {"7-9": 1}}})
+    assert cfg.mixture.ops == {"7-9": 1.0} and cfg.optim.lr == 0.5
+    assert cfg.mixture.contexts == {"zoo": 1.0, "school": 1.0, "movie": 1.0}  # untouched maps keep defaults

@@ -4,13 +4,6 @@ import torch
 from models import GPT, PRESETS, GPTConfig, model_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: extra threads cost more than they save (30x slower on a busy 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def tiny(n_kv_head=2, vocab=37, seq=32):

@@ -1,4 +1,3 @@
-import pytest
 import torch
 import torch.nn as nn
 
@@ -6,13 +5,6 @@ from models import GPT, generate, model_config
 from models.sampler import sample_next
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: extra threads cost more than they save (30x slower on a busy 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 V = 41

@@ -2,7 +2,6 @@
 import random
 import re
 
-import networkx as nx
 import pytest
 
 from gsm_synth import generate, verify
