@@ -69,7 +69,7 @@ def test_overfits_a_tiny_batch():
 def test_presets_build_and_unknown_preset_error():
     assert set(PRESETS) == {"tiny", "small", "paper"}
     small = GPT(model_config("small", vocab_size=2000, max_seq_len=512))
-    assert 2e6 <= small.num_params() <= 5e6
+    assert 0.8e6 <= small.num_params() <= 5e6  # "a few M" at most: it must train fast on 2 cores
     paper = model_config("paper", vocab_size=2000, max_seq_len=2048)
     assert (paper.n_layer, paper.n_embd, paper.n_head, paper.n_kv_head) == (12, 768, 12, 2)
     with pytest.raises(ValueError, match="unknown model preset 'huge'; valid presets: tiny, small, paper"):
