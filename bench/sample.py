@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -23,22 +22,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from models import GPT, generate, model_config  # noqa: E402
+from machine_load import busy_cpu_seconds, own_cpu_seconds  # noqa: E402
 
 VOCAB = 2000
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds used by the whole machine so far (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
-    except OSError:
-        return 0.0
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-
-
-def own_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def bench_config(args):

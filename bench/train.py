@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import resource
 import statistics
 import sys
 import time
@@ -21,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from models import GPT, autocast_context, maybe_compile, model_config  # noqa: E402
+from machine_load import busy_cpu_seconds, own_cpu_seconds  # noqa: E402
 
 VOCAB = 2000
 MODES = {  # name -> (bf16 autocast, torch.compile)
@@ -29,20 +28,6 @@ MODES = {  # name -> (bf16 autocast, torch.compile)
     "compile-fp32": (False, True),
     "compile-bf16": (True, True),
 }
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds used by the whole machine so far (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
-    except OSError:
-        return 0.0
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-
-
-def own_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def make_step(model, bf16: bool):
