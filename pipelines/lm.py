@@ -35,15 +35,18 @@ FINAL, CKPT = "final", "ckpt"
 
 
 class LMModule(pl.LightningModule):
-    def __init__(self, model: dict, optim: dict, total_steps: int):
+    def __init__(self, model: dict, optim: dict, total_steps: int, compile: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.model = GPT(GPTConfig(**model))
         self.optim, self.total_steps = optim, total_steps
+        # Kept in a list so the compiled wrapper is not registered as a submodule: checkpoints keep the
+        # plain module's parameter names (the wrapper shares its parameters).
+        self._compiled = [torch.compile(self.model)] if compile else []
 
     def training_step(self, batch, batch_idx):
         x, y, w, solution = batch
-        logits = self.model(x)
+        logits = (self._compiled[0] if self._compiled else self.model)(x)
         ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
         loss = (ce * w.flatten()).sum() / w.sum()
         self.log("loss", loss, prog_bar=True)
@@ -174,7 +177,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         except (TypeError, ValueError) as e:
             raise ConfigError(f"bad model override: {e}") from None
         base = None
-    module = LMModule(model_cfg, asdict(cfg.optim), 1)
+    module = LMModule(model_cfg, asdict(cfg.optim), 1, compile=cfg.compile)
     flops_per_token = module.model.flops_per_token(cfg.seq_len)
     module.total_steps = module.hparams.total_steps = total_steps = plan_steps(cfg, flops_per_token)
     if base is not None:

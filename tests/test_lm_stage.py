@@ -90,3 +90,9 @@ def test_a_map_on_the_command_line_replaces_the_default():
     cfg = parse_dotlist(LMStageConfig, ["optim.lr=0.5"], base={"mixture": {"ops": {"7-9": 1}}})
     assert cfg.mixture.ops == {"7-9": 1.0} and cfg.optim.lr == 0.5
     assert cfg.mixture.contexts == {"zoo": 1.0, "school": 1.0, "movie": 1.0}  # untouched maps keep defaults
+
+
+def test_compiled_training_saves_plain_weights(tmp_path):
+    final = run_lm_stage(tiny(budget_tokens=2 * 4 * 128, compile=True), tmp_path / "c", progress=False)
+    eager = run_lm_stage(tiny(budget_tokens=2 * 4 * 128), tmp_path / "e", progress=False)
+    assert weights(final).keys() == weights(eager).keys()
