@@ -68,13 +68,17 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokeniz
     except Exception as e:  # truncated file, foreign pickle, anything: never executed (weights_only)
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(f"checkpoint {directory / WEIGHTS} is corrupted or not a model ({reason})") from None
+    return _build(config, state, directory / WEIGHTS).to(device), tokenizer, meta
+
+
+def _build(config: GPTConfig, state: dict, path: Path) -> GPT:
+    """A GPT with `state` loaded; a state that does not fit the config is a one-line CheckpointError."""
     model = GPT(config)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {directory / WEIGHTS} does not match its config "
-                              f"({str(e).splitlines()[0][:120]})") from None
-    return model.to(device), tokenizer, meta
+        raise CheckpointError(f"checkpoint {path} does not match its config ({str(e).splitlines()[0][:120]})") from None
+    return model
 
 
 def _load_lightning(path: Path, device: str) -> tuple[GPT, Tokenizer, dict]:
@@ -85,6 +89,4 @@ def _load_lightning(path: Path, device: str) -> tuple[GPT, Tokenizer, dict]:
     except Exception as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(f"checkpoint {path} is corrupted or not a training checkpoint ({reason})") from None
-    model = GPT(config)
-    model.load_state_dict(state)
-    return model.to(device), Tokenizer.load(path.parent.parent), {"step": ckpt.get("global_step")}
+    return _build(config, state, path).to(device), Tokenizer.load(path.parent.parent), {"step": ckpt.get("global_step")}
