@@ -27,6 +27,11 @@ class MixtureConfig:
     distractors: Optional[int] = None
     shuffle: float = 1.0
     symbols: str = "random"
+    # A share of problems drawn from a second, narrower distribution instead (e.g. context B at op 2 only,
+    # as in the context-transfer study); its modes and generator options are the ones above.
+    extra_share: float = 0.0
+    extra_ops: dict[str, float] = field(default_factory=dict)
+    extra_contexts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,10 +75,18 @@ def parse_dotlist(schema, argv: list[str], base=None):
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
     structured = OmegaConf.structured(schema)
     try:
-        layers = ([OmegaConf.create(base)] if base is not None else []) + [OmegaConf.from_dotlist(argv)]
         merged = structured
-        for layer in layers:
+        if base is not None:  # a config file gives whole maps: they replace the defaults' maps
+            layer = OmegaConf.create(base)
             merged = OmegaConf.merge(_clear_maps(merged, layer), layer)
+        # on the command line, `splits={id: 2-4}` replaces a map while `splits.id=2-4` edits one entry
+        merged = merged.copy()
+        for arg in argv:
+            key, value = arg.split("=", 1)
+            if value.lstrip().startswith("{") and OmegaConf.select(merged, key, default=None) is not None \
+                    and OmegaConf.is_dict(OmegaConf.select(merged, key)):
+                OmegaConf.update(merged, key, {}, merge=False)
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(argv))
         return OmegaConf.to_object(merged)
     except ConfigKeyError as e:
         key = e.full_key or "?"

@@ -34,10 +34,26 @@ class Mixture:
                         "pool": cfg.pool, "symbols": cfg.symbols}
         gsm_synth.dataset.check_mixture(sorted({o for b in self.bins for o in b}), self.contexts, self.modes)
         gsm_synth.problem.check_options(self.options)
+        self.extra_share = float(cfg.extra_share)
+        if not 0.0 <= self.extra_share <= 1.0:
+            raise ValueError(f"mixture.extra_share must be in [0, 1] (got {cfg.extra_share})")
+        if self.extra_share > 0:
+            if not cfg.extra_ops or not cfg.extra_contexts:
+                raise ValueError("mixture.extra_share > 0 needs mixture.extra_ops and mixture.extra_contexts")
+            self.extra_bins = [parse_ops(spec) for spec in cfg.extra_ops]
+            self.extra_bin_weights = _weights(cfg.extra_ops, "mixture.extra_ops")
+            self.extra_contexts = list(cfg.extra_contexts)
+            self.extra_context_weights = _weights(cfg.extra_contexts, "mixture.extra_contexts")
+            gsm_synth.dataset.check_mixture(sorted({o for b in self.extra_bins for o in b}), self.extra_contexts,
+                                            self.modes)
 
     def draw(self, rng: random.Random) -> tuple[int, str, str]:
-        ops = rng.choices(self.bins, self.bin_weights)[0]
-        return rng.choice(ops), rng.choices(self.contexts, self.context_weights)[0], \
+        bins, bin_weights, contexts, context_weights = self.bins, self.bin_weights, self.contexts, self.context_weights
+        if self.extra_share > 0 and rng.random() < self.extra_share:  # no extra draw otherwise: old streams stay
+            bins, bin_weights = self.extra_bins, self.extra_bin_weights
+            contexts, context_weights = self.extra_contexts, self.extra_context_weights
+        ops = rng.choices(bins, bin_weights)[0]
+        return rng.choice(ops), rng.choices(contexts, context_weights)[0], \
             rng.choices(self.modes, self.mode_weights)[0]
 
     def problem(self, seed: int, index: int):

@@ -92,3 +92,25 @@ def _colors(n: int) -> list:
 
     cmap = colormaps["tab10"]
     return [cmap(i % 10) for i in range(n)]
+
+
+def plot_lines(panels: dict[str, dict[str, tuple[list, list]]], path, xlabel: str, ylabel: str,
+               ylim: tuple[float, float] | None = (-0.02, 1.02)) -> Path:
+    """Generic line panels: panel title -> {label: (xs, ys)} (RL curves by step, a metric by op)."""
+    if not panels:
+        raise ValueError("nothing to plot")
+    fig, axes = _figure(len(panels))
+    labels = list(dict.fromkeys(label for series in panels.values() for label in series))
+    colors = dict(zip(labels, _colors(len(labels))))
+    for ax, (title, series) in zip(axes, panels.items()):
+        for label, (xs, ys) in series.items():
+            ax.plot(xs, ys, "-", color=colors[label], marker="o" if len(xs) <= 24 else None, markersize=3,
+                    label=label)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -433,7 +433,7 @@ class RolloutCheckpoint(Callback):
         if module.state["step"] % self.every == 0:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = f"{self.path}.tmp"
-            trainer.save_checkpoint(tmp)
+            trainer.save_checkpoint(tmp, weights_only=False)  # full state: a resume needs it
             if trainer.is_global_zero:
                 os.replace(tmp, self.path)
             trainer.strategy.barrier()

@@ -1,0 +1,140 @@
+"""Running a study's stages through a cache: each stage's output lives under a key that hashes its
+resolved config and the keys of its inputs, so studies sharing a base model train it once, a killed
+study resumes where it stopped, and a changed setting re-runs only what depends on it.
+
+<out>/cache/<kind>-<key>/        a trained stage (final/, ckpt/, logs/, config.yaml, stage.json)
+<out>/cache/<kind>-<key>/eval-<key>/   its evaluation on the study's splits (eval.jsonl, ..., done.json)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from pipelines.evaluate import EvalSpec, evaluate, write_atomic, write_results
+from pipelines.study import StudyConfig, eval_spec, order, stage_config
+
+# Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
+# sampler): old cache entries then stop matching instead of being silently reused.
+CODE_VERSION = 1
+# Settings that change how a stage runs but not what it produces: left out of the key.
+NOT_IN_KEY = {"checkpoint_every", "init_from", "compile", "max_batch", "micro_batch", "batch_size_eval"}
+STAGE_INFO = "stage.json"
+
+
+def digest(payload) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def stage_key(kind: str, config, upstream: str | None) -> str:
+    fields = {k: v for k, v in asdict(config).items() if k not in NOT_IN_KEY}
+    return digest({"kind": kind, "config": fields, "after": upstream, "code": CODE_VERSION})
+
+
+def eval_key(spec: EvalSpec, model_key: str) -> str:
+    # every field counts, batch_size too: the sampler's seeds follow its call order
+    return digest({"eval": asdict(spec), "model": model_key, "code": CODE_VERSION})
+
+
+@dataclass
+class StageRun:
+    name: str
+    seed: int
+    kind: str
+    key: str
+    dir: Path
+    config: object
+    after: str | None = None  # upstream stage name
+
+    @property
+    def final(self) -> Path:
+        return self.dir / "final"
+
+
+def plan(cfg: StudyConfig) -> list[StageRun]:
+    """Every (stage, seed) of the study in dependency order, with its cache directory."""
+    cache = Path(cfg.out) / "cache"
+    runs: list[StageRun] = []
+    by_name: dict[tuple[str, int], StageRun] = {}
+    for seed in cfg.seeds:
+        for name in order(cfg):
+            node = cfg.stages[name]
+            config = stage_config(cfg, name, seed)
+            upstream = by_name[(node.after, seed)] if node.after else None
+            if upstream is not None:
+                config = replace(config, init_from=str(upstream.final))
+            key = stage_key(node.kind, config, upstream.key if upstream else None)
+            run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after)
+            by_name[(name, seed)] = run
+            runs.append(run)
+    return runs
+
+
+def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
+    """Train (or resume, or reuse) one stage; returns its stage.json record."""
+    from pipelines.lm import run_lm_stage
+    from pipelines.rl import run_rl_stage
+
+    info_path = run.dir / STAGE_INFO
+    if force and run.dir.exists():
+        shutil.rmtree(run.dir)
+    if info_path.is_file() and (run.final / "model.json").is_file():
+        return {**json.loads(info_path.read_text()), "cached": True}
+    started = time.time()
+    previous = json.loads(info_path.read_text())["wall_s"] if info_path.is_file() else 0.0
+    runner = run_rl_stage if run.kind == "rl" else run_lm_stage
+    final = runner(run.config, run.dir, progress=progress)
+    meta = json.loads((final / "model.json").read_text())
+    summary = meta.get("summary", {})
+    info = {"name": run.name, "seed": run.seed, "kind": run.kind, "key": run.key, "after": run.after,
+            "wall_s": previous + time.time() - started, "flops": summary.get("flops", 0.0), "summary": summary}
+    write_atomic(info_path, json.dumps(info, indent=2) + "\n")
+    return {**info, "cached": False}
+
+
+def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tuple[Path, dict]:
+    """Evaluate a stage's final model on the study's splits (cached like a stage)."""
+    from pipelines.checkpoint import load_model
+
+    out = run.dir / f"eval-{eval_key(spec, run.key)}"
+    done = out / "done.json"
+    if force and out.exists():
+        shutil.rmtree(out)
+    if done.is_file():
+        return out, {**json.loads(done.read_text()), "cached": True}
+    started = time.time()
+    model, tokenizer, _ = load_model(run.final)
+    results = evaluate(model, tokenizer, spec, progress=progress)
+    write_results(results, out)
+    tokens = sum(r["tokens"] for r in results["problems"])
+    info = {"wall_s": time.time() - started, "sampled_tokens": tokens,
+            "flops": tokens * model.flops_per_token(spec.max_new_tokens) / 3.0}  # forward only: 2N of 6N
+    write_atomic(done, json.dumps(info, indent=2) + "\n")
+    return out, {**info, "cached": False}
+
+
+def describe(run: StageRun, info: dict, what: str = "") -> str:
+    """The one-line summary printed when a stage finishes."""
+    s = info.get("summary", {})
+    bits = [f"[{run.name} seed {run.seed}] {what or run.kind}"]
+    if "tokens" in s:
+        bits.append(f"{s['tokens'] / 1e6:.1f}M tokens, loss {s.get('final_loss', float('nan')):.3f}")
+    if "steps" in s and run.kind == "rl" and not what:
+        bits.append(f"{s['steps']} steps, reward {s.get('final_reward', float('nan')):.3f}")
+    bits.append(f"{duration(info.get('wall_s', 0.0))}, {info.get('flops', 0.0):.2e} FLOPs")
+    if info.get("cached"):
+        bits.append("(cached)")
+    return ", ".join(bits)
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,288 @@
+"""A study's configuration: schema, loading and the stage graph it describes.
+
+Precedence (later wins): the schema's defaults < studies/defaults.yaml (wiring shared by every study)
+< studies/presets/<preset>.yaml < studies/<study>.yaml < that study's `presets.<preset>` section
+< the command line's key=value list.
+A study is data: stages (pretrain / midtrain / rl, each starting from another stage), the eval splits,
+the findings to test (claims over eval metrics) and the plots to draw.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import OmegaConf
+
+from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
+from pipelines.evaluate import DEFAULT_BINS, EvalSpec
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+PRESETS = ("tiny", "small", "paper")
+STAGE_KINDS = ("pretrain", "midtrain", "rl")
+CLAIM_KINDS = ("greater", "same", "below", "above")
+PLOT_KINDS = ("pass_at_k", "rl_curves", "by_op")
+
+# ${mul:0.8,${vars.budget}}: a share of a budget, so a study can split one compute budget between stages
+def _mul(a, b) -> float:
+    return float(a) * float(b)
+
+
+if not OmegaConf.has_resolver("mul"):  # omegaconf 2.4 renamed register_new_resolver; 2.3 has only that
+    getattr(OmegaConf, "register_resolver" if hasattr(OmegaConf, "register_resolver") and
+            "replace" in OmegaConf.register_resolver.__code__.co_varnames else "register_new_resolver")("mul", _mul)
+
+
+@dataclass
+class TaskConfig:
+    """Problem settings shared by every mixture and eval set of a study (DESIGN §5: preset parameters).
+    studies/defaults.yaml wires them into each section; a section may still override its own copy."""
+    modulus: Optional[int] = 23
+    distractors: Optional[int] = None
+    shuffle: float = 1.0
+    symbols: str = "random"
+
+
+@dataclass
+class StageNode:
+    kind: str = "rl"  # pretrain | midtrain | rl
+    after: Optional[str] = None  # the stage whose final model this one starts from (not for pretrain)
+    ops: Optional[str] = None  # shorthand: the stage's mixture is this op range only
+    set: dict[str, Any] = field(default_factory=dict)  # overrides of the kind's section, nested like it
+    label: Optional[str] = None  # name in tables and plots (default: the stage's name)
+    eval: bool = True  # evaluate this stage's model on the splits
+
+
+@dataclass
+class Claim:
+    """One testable statement. Eval metrics are paired over the same problems (mean over seeds first).
+    greater: model > vs (95 % CI of the difference above 0); same: the CI of model - vs contains 0;
+    below / above: the model's value against `value` (for RL log keys, `rl:reward`, the run's mean)."""
+    kind: str = "greater"
+    model: str = ""
+    vs: Optional[str] = None  # default for vs_metric claims: the model itself
+    vs_metric: Optional[str] = None  # compare against another metric (e.g. rl:label_acc); default: metric
+    metric: str = "process_pass@128"  # an eval metric (process_pass@k, outcome_pass@k, maj@k, errors:<kind>) or rl:<key>
+    split: Optional[str] = None
+    context: Optional[str] = None  # only this context's problems
+    ops: Optional[str] = None  # only these ops (e.g. the top of a split)
+    value: Optional[float] = None
+
+
+@dataclass
+class Finding:
+    id: str = ""
+    text: str = ""  # the paper's claim, in words
+    source: str = ""
+    claims: list[Claim] = field(default_factory=list)
+
+
+@dataclass
+class PlotSpec:
+    kind: str = "pass_at_k"  # pass_at_k (base vs variants per split) | rl_curves | by_op
+    models: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=lambda: ["reward"])  # rl_curves: logged keys
+    metric: str = "process_pass@128"  # by_op
+    split: Optional[str] = None  # by_op
+    context: Optional[str] = None  # by_op
+    title: str = ""
+    file: str = ""
+
+
+@dataclass
+class StudyConfig:
+    study: str = "smoke"
+    preset: str = "small"
+    out: str = "runs"  # run folders go to <out>/<study>-<preset>/, cached stages to <out>/cache/
+    seeds: list[int] = field(default_factory=lambda: [0])  # each stage is trained once per seed
+    force: bool = False  # re-run every stage of this study even if cached
+    progress: bool = True
+    description: str = ""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    vars: dict[str, Any] = field(default_factory=dict)  # named values stages interpolate: ${vars.rl_edge}
+    splits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BINS))
+    pretrain: LMStageConfig = field(default_factory=LMStageConfig)
+    midtrain: LMStageConfig = field(default_factory=LMStageConfig)
+    rl: RLStageConfig = field(default_factory=RLStageConfig)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    stages: dict[str, StageNode] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    plots: list[PlotSpec] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+def available_studies() -> list[str]:
+    return sorted(p.stem for p in STUDIES_DIR.glob("*.yaml") if p.stem != "defaults")
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of keys to values")
+    return data
+
+
+def study_path(name: str) -> Path:
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"study file '{name}' does not exist")
+        return path
+    path = STUDIES_DIR / f"{name}.yaml"
+    if name == "defaults" or not path.is_file():
+        import difflib
+
+        close = difflib.get_close_matches(name, available_studies(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown study '{name}'{hint}; studies: {', '.join(available_studies())}")
+    return path
+
+
+def _pick(argv: list[str], key: str, default: str) -> str:
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(key + "=")]
+    return values[-1] if values else default
+
+
+def load_study(argv: list[str]) -> StudyConfig:
+    """The resolved study config for a command line (see the module doc for precedence)."""
+    for arg in argv:
+        if "=" not in arg:
+            raise ConfigError(f"argument '{arg}' is not of the form key=value")
+    name, preset = _pick(argv, "study", "smoke"), _pick(argv, "preset", "small")
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
+    study = _read_yaml(study_path(name), "study")
+    study_presets = study.pop("presets", {}) or {}
+    if not isinstance(study_presets, dict) or any(p not in PRESETS for p in study_presets):
+        raise ConfigError(f"study '{name}': presets must map some of {', '.join(PRESETS)} to overrides")
+    layers = [_read_yaml(STUDIES_DIR / "defaults.yaml", "defaults"),
+              _read_yaml(STUDIES_DIR / "presets" / f"{preset}.yaml", "preset"),
+              study, study_presets.get(preset) or {}]
+    base = {}
+    for layer in layers:
+        base = _merge(base, layer)
+    base = {**base, "study": name, "preset": preset}
+    cfg = parse_dotlist(StudyConfig, argv, base=base)
+    check_study(cfg)
+    return cfg
+
+
+def _merge(a: dict, b: dict) -> dict:
+    """Deep merge of plain dicts where b wins; maps such as mixture.ops are replaced whole when b sets
+    them (their keys are op ranges, contexts or stage names; merging them would keep stale entries)."""
+    out = copy.deepcopy(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _WHOLE_MAPS:
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+_WHOLE_MAPS = {"ops", "contexts", "modes", "extra_ops", "extra_contexts", "bins", "splits", "stages", "set"}
+
+
+def check_study(cfg: StudyConfig) -> None:
+    if not cfg.stages:
+        raise ConfigError(f"study '{cfg.study}' has no stages")
+    if not cfg.seeds:
+        raise ConfigError("seeds must name at least one seed")
+    for name, node in cfg.stages.items():
+        where = f"stages.{name}"
+        if node.kind not in STAGE_KINDS:
+            raise ConfigError(f"{where}.kind must be one of {', '.join(STAGE_KINDS)} (got '{node.kind}')")
+        if node.kind == "pretrain" and node.after:
+            raise ConfigError(f"{where}: a pretrain stage starts from scratch (remove after={node.after})")
+        if node.kind != "pretrain":
+            if not node.after:
+                raise ConfigError(f"{where}: a {node.kind} stage needs after=<stage it starts from>")
+            if node.after not in cfg.stages:
+                import difflib
+
+                close = difflib.get_close_matches(node.after, list(cfg.stages), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(f"{where}.after: no stage named '{node.after}'{hint}")
+    order(cfg)  # raises on a cycle
+    models = set(cfg.stages)
+    for finding in cfg.findings:
+        for claim in finding.claims:
+            where = f"finding {finding.id}"
+            if claim.kind not in CLAIM_KINDS:
+                raise ConfigError(f"{where}: claim kind must be one of {', '.join(CLAIM_KINDS)} (got '{claim.kind}')")
+            for ref in [claim.model] + ([claim.vs] if claim.vs else []):
+                if ref not in models:
+                    raise ConfigError(f"{where}: no stage named '{ref}'")
+            if claim.kind in ("greater", "same") and not (claim.vs or claim.vs_metric):
+                raise ConfigError(f"{where}: a '{claim.kind}' claim needs vs=<stage>")
+            if claim.kind in ("below", "above") and claim.value is None:
+                raise ConfigError(f"{where}: a '{claim.kind}' claim needs value=<number>")
+            if not claim.metric.startswith("rl:") and claim.split not in cfg.splits:
+                raise ConfigError(f"{where}: split '{claim.split}' is not one of {', '.join(cfg.splits)}")
+    for plot in cfg.plots:
+        if plot.kind not in PLOT_KINDS:
+            raise ConfigError(f"plot kind must be one of {', '.join(PLOT_KINDS)} (got '{plot.kind}')")
+        for ref in plot.models:
+            if ref not in models:
+                raise ConfigError(f"plot '{plot.title or plot.kind}': no stage named '{ref}'")
+
+
+def order(cfg: StudyConfig) -> list[str]:
+    """Stage names, each after the stage it starts from."""
+    done: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise ConfigError(f"stages.{name}: the stage graph has a cycle")
+        visiting.add(name)
+        after = cfg.stages[name].after
+        if after:
+            visit(after)
+        visiting.discard(name)
+        done.append(name)
+
+    for name in cfg.stages:
+        visit(name)
+    return done
+
+
+# ------------------------------------------------------------------------------------ stage configs
+
+def stage_config(cfg: StudyConfig, name: str, seed: int):
+    """The full config of one stage for one seed, before its init_from path is known."""
+    node = cfg.stages[name]
+    section = getattr(cfg, node.kind)
+    overrides = copy.deepcopy(OmegaConf.to_container(OmegaConf.create(node.set))) if node.set else {}
+    if node.ops:
+        overrides.setdefault("mixture", {})["ops"] = {str(node.ops): 1.0}
+    try:
+        stage = parse_dotlist(type(section), [], base=_merge(_plain(section), overrides)) if overrides else section
+    except ConfigError as e:
+        raise ConfigError(f"stages.{name}.set: {e}") from None
+    for key in [*stage.mixture.ops, *stage.mixture.contexts, *stage.mixture.extra_ops]:
+        if "${" in str(key):
+            raise ConfigError(f"stages.{name}: '{key}' is a map key, and map keys are not interpolated; "
+                              "use the stage's ops: shorthand or a literal range")
+    return replace(stage, seed=seed)
+
+
+def _plain(obj) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(obj))
+
+
+def eval_spec(cfg: StudyConfig) -> EvalSpec:
+    return replace(cfg.eval, bins=dict(cfg.splits))
+
+
+def label(cfg: StudyConfig, name: str) -> str:
+    return cfg.stages[name].label or name

@@ -1,0 +1,164 @@
+"""The study runner: config precedence, one-line errors, cache keys, smoke end to end, resume."""
+import json
+from dataclasses import replace
+
+import pytest
+from lightning.pytorch.callbacks import Callback
+
+from pipelines import run as run_cli
+from pipelines.config import ConfigError
+from pipelines.stages import plan
+from pipelines.study import available_studies, load_study
+
+SMOKE = ["study=smoke", "preset=tiny", "progress=false"]
+
+
+def keys(argv):
+    return {r.name: r.key for r in plan(load_study(argv))}
+
+
+# --------------------------------------------------------------------------------------------- config
+
+def test_precedence_defaults_preset_study_cli():
+    cfg = load_study(["study=smoke", "preset=small"])
+    assert cfg.pretrain.batch_size == 8  # presets/small.yaml over the schema's 16
+    assert cfg.pretrain.budget_tokens == 200_000  # smoke.yaml's presets.small over presets/small.yaml
+    assert cfg.eval.n_samples == 4
+    cfg = load_study(["study=smoke", "preset=small", "pretrain.budget_tokens=1000", "eval.n_samples=2"])
+    assert cfg.pretrain.budget_tokens == 1000 and cfg.eval.n_samples == 2  # the command line wins
+
+
+def test_task_settings_flow_into_every_mixture_unless_a_section_overrides():
+    cfg = load_study(SMOKE + ["task.shuffle=0.5"])
+    assert cfg.pretrain.mixture.shuffle == cfg.rl.mixture.shuffle == cfg.eval.problem_options["shuffle"] == 0.5
+    cfg = load_study(SMOKE + ["task.shuffle=0.5", "pretrain.mixture.shuffle=1.0"])
+    assert cfg.pretrain.mixture.shuffle == 1.0 and cfg.rl.mixture.shuffle == 0.5
+
+
+def test_a_map_on_the_command_line_replaces_the_study_map():
+    cfg = load_study(SMOKE + ["splits={id: 2-4}"])
+    assert cfg.splits == {"id": "2-4"}
+
+
+def test_every_study_loads_at_every_preset():
+    assert {"smoke", "rl_difficulty", "context_transfer", "midtrain_vs_rl", "process_reward", "ttrl"} <= \
+        set(available_studies())
+    for study in available_studies():
+        for preset in ("tiny", "small", "paper"):
+            runs = plan(load_study([f"study={study}", f"preset={preset}"]))
+            assert runs and all(r.config.mixture.ops for r in runs)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["trian.lr=1"], "unknown key 'trian"),
+    (["rl.lrr=1"], "did you mean 'rl.lr'"),
+    (["pretrain.batch_size=abc"], "pretrain.batch_size"),
+    (["study=rl_dificulty"], "did you mean 'rl_difficulty'"),
+    (["preset=huge"], "unknown preset 'huge'"),
+    (["stages.rl.after=nowhere"], "no stage named 'nowhere'"),
+    (["stages.rl.kind=sft"], "stages.rl.kind must be one of"),
+    (["stages.rl.set={optim: {lr: 1}}"], "stages.rl.set"),
+    (["seeds"], "not of the form key=value"),
+])
+def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
+    argv = [a if a.startswith("study=") else a for a in argv]
+    base = [] if any(a.startswith("study=") for a in argv) else ["study=smoke"]
+    code = run_cli.main(base + ["preset=tiny", f"out={tmp_path}"] + argv if "preset=huge" not in argv
+                        else base + [f"out={tmp_path}"] + argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_help_lists_studies_and_presets(capsys):
+    assert run_cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "rl_difficulty" in out and "paper" in out
+
+
+# ------------------------------------------------------------------------------------------ cache keys
+
+def test_stage_keys_change_exactly_when_an_input_changes():
+    base = keys(SMOKE)
+    assert keys(SMOKE) == base  # deterministic
+    assert keys(SMOKE + ["pretrain.checkpoint_every=7"]) == base  # how it runs, not what it makes
+    rl_lr = keys(SMOKE + ["rl.lr=3e-4"])
+    assert rl_lr["base"] == base["base"] and rl_lr["mid"] == base["mid"]
+    assert rl_lr["rl"] != base["rl"] and rl_lr["ttrl"] != base["ttrl"]
+    pre = keys(SMOKE + ["pretrain.optim.lr=1e-3"])
+    assert all(pre[name] != base[name] for name in base)  # everything downstream of the base
+    mid = keys(SMOKE + ["stages.mid.ops=2"])
+    assert mid["base"] == base["base"] and mid["ttrl"] == base["ttrl"]
+    assert mid["mid"] != base["mid"] and mid["rl"] != base["rl"]
+    assert keys(SMOKE + ["seeds=[1]"])["base"] != base["base"]
+
+
+# ----------------------------------------------------------------------------------------- end to end
+
+def _report_numbers(run_dir):
+    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["type"] in ("result", "finding")]
+
+
+def test_smoke_end_to_end_then_cached(tmp_path, capsys):
+    argv = SMOKE + [f"out={tmp_path}"]
+    assert run_cli.main(argv) == 0
+    run_dir = tmp_path / "smoke-tiny"
+    for name in ("report.md", "config.yaml", "metrics.jsonl", "pass_at_k.png", "rl_reward.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    report = (run_dir / "report.md").read_text()
+    assert "## Findings" in report and "| base | id |" in report and "cache key" in report
+    first = _report_numbers(run_dir)
+    capsys.readouterr()
+    assert run_cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("(cached)") == 8  # 4 stages + 4 evals: nothing retrained
+    assert _report_numbers(run_dir) == first
+
+
+class Killed(Exception):
+    pass
+
+
+class _Kill(Callback):
+    """Dies after the first RL step, once the step's checkpoint is written (like a SIGKILL there)."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        raise Killed()  # not KeyboardInterrupt: Lightning turns that into sys.exit
+
+
+def test_killed_study_resumes_to_the_same_report(tmp_path, monkeypatch):
+    unbroken = tmp_path / "unbroken"
+    assert run_cli.main(SMOKE + [f"out={unbroken}"]) == 0
+
+    import pipelines.rl as rl
+
+    original = rl.run_rl_stage
+    calls = []
+
+    def dying(cfg, out, progress=True, callbacks=()):
+        calls.append(out)
+        return original(cfg, out, progress, callbacks=(*callbacks, _Kill()))
+
+    killed = tmp_path / "killed"
+    monkeypatch.setattr(rl, "run_rl_stage", dying)
+    with pytest.raises(Killed):
+        run_cli.run_study(load_study(SMOKE + [f"out={killed}"]))
+    monkeypatch.setattr(rl, "run_rl_stage", original)
+    rl_dir = calls[0]
+    assert (rl_dir / "ckpt" / "last.ckpt").is_file() and not (rl_dir / "final").exists()
+    assert run_cli.main(SMOKE + [f"out={killed}"]) == 0
+    info = json.loads((killed / "smoke-tiny" / "metrics.jsonl").read_text().splitlines()[0])
+    assert info["name"] == "base"
+    assert _report_numbers(killed / "smoke-tiny") == _report_numbers(unbroken / "smoke-tiny")
+
+
+def test_force_reruns_and_reproduces(tmp_path):
+    argv = SMOKE + [f"out={tmp_path}", "stages.ttrl.eval=false", "stages.rl.eval=false"]
+    assert run_cli.main(argv) == 0
+    first = _report_numbers(tmp_path / "smoke-tiny")
+    stamp = (tmp_path / "cache").glob("pretrain-*/stage.json")
+    before = {p: p.stat().st_mtime_ns for p in stamp}
+    assert run_cli.main(argv + ["force=true"]) == 0
+    assert all(p.stat().st_mtime_ns != t for p, t in before.items())
+    assert _report_numbers(tmp_path / "smoke-tiny") == first  # same seed, same numbers
