@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 
+from .atomic import atomic_open
 from .context import get_context
 from .problem import MODES, generate
 
@@ -97,18 +96,11 @@ def rows(ops="2-10", contexts="zoo", modes="forward", n: int = 1000, seed: int =
 
 def write_jsonl(items, out: str) -> int:
     """Write rows to `out` atomically (a temporary file renamed at the end); returns the count."""
-    directory = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=directory)
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in items:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(out) as f:
+        for r in items:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 

@@ -14,14 +14,11 @@ CLI: python -m pipelines.evaluate checkpoint=<dir> [bins.id=2-10 bins.hard=null 
 """
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -33,6 +30,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import gsm_synth
+from gsm_synth.atomic import atomic_open
 from gsm_synth.dataset import check_mixture
 from pipelines.text import completion_to_solution, encode_prompt
 
@@ -362,17 +360,8 @@ def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = Tr
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
 
 
 def _jsonl(items) -> str:
@@ -424,44 +413,23 @@ class EvalCommand(EvalSpec):
     progress: bool = True
 
 
-_DICT_KEYS = {"bins", "problem_options"}
 _LIST_KEYS = {"contexts", "modes"}
 USAGE = ("usage: python -m pipelines.evaluate checkpoint=<dir> [key=value ...]\n"
          "keys: " + ", ".join(f.name for f in fields(EvalCommand)) + "\n"
          "e.g.  bins.id=2-10 bins.hard=null n_samples=16 problems_per_bin=8 contexts=zoo,movie out=<dir>")
 
 
-def _check_key(key: str) -> None:
-    valid = [f.name for f in fields(EvalCommand)]
-    top, dot, _ = key.partition(".")
-    if top not in valid:
-        close = difflib.get_close_matches(top, valid, n=1, cutoff=0.0)
-        raise ValueError(f"unknown key '{key}'; did you mean '{close[0]}'?")
-    if dot and top not in _DICT_KEYS:
-        raise ValueError(f"'{top}' takes a value, not sub-keys (got '{key}')")
-
-
 def parse_command(argv: list[str]) -> EvalCommand:
-    """key=value overrides (OmegaConf dotlist) over the EvalCommand defaults; ValueError with one line."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    """key=value overrides (the stages' dotlist parser) over the EvalCommand defaults; ValueError with one line."""
+    from pipelines.config import parse_dotlist
 
     items = []
     for item in argv:
         key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"expected key=value (got '{item}')")
-        _check_key(key)
-        if key in _LIST_KEYS and not value.startswith("["):  # contexts=zoo,movie means a list
+        if eq and key in _LIST_KEYS and not value.startswith("["):  # contexts=zoo,movie means a list
             value = "[" + value + "]"
-        items.append(f"{key}={value}")
-    try:
-        conf = OmegaConf.merge(OmegaConf.structured(EvalCommand), OmegaConf.from_dotlist(items))
-        cmd = OmegaConf.to_object(conf)
-    except OmegaConfBaseException as e:
-        where = getattr(e, "full_key", None)
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{where}: {msg}" if where else msg) from None
+        items.append(f"{key}={value}" if eq else item)
+    cmd = parse_dotlist(EvalCommand, items)  # ConfigError is a ValueError
     if not cmd.checkpoint:
         raise ValueError("checkpoint=<dir> is required")
     return cmd

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pipelines.evaluate import EvalSpec, evaluate, write_atomic, write_results
-from pipelines.study import StudyConfig, eval_spec, order, stage_config
+from pipelines.study import StudyConfig, order, stage_config
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
 # sampler): old cache entries then stop matching instead of being silently reused.

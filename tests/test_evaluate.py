@@ -231,7 +231,7 @@ def test_write_results_and_overlay_plot(tokenizer, tmp_path):
 def test_cli_unknown_key_names_the_closest(capsys):
     assert ev.main(["checkpoint=x", "n_sampels=3"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "error: unknown key 'n_sampels'; did you mean 'n_samples'?"
+    assert err.strip() == "error: unknown key 'n_sampels' (did you mean 'n_samples'?)"
     assert ev.main(["checkpoint=x", "temperature=hot"]) == 2
     assert "temperature" in capsys.readouterr().err
     assert ev.main(["n_samples=3"]) == 2

@@ -1,12 +1,10 @@
 """The study runner: config precedence, one-line errors, cache keys, smoke end to end, resume."""
 import json
-from dataclasses import replace
 
 import pytest
 from lightning.pytorch.callbacks import Callback
 
 from pipelines import run as run_cli
-from pipelines.config import ConfigError
 from pipelines.stages import plan
 from pipelines.study import available_studies, load_study
 
