@@ -64,6 +64,9 @@ def plan(cfg: StudyConfig) -> list[StageRun]:
     for seed in cfg.seeds:
         for name in order(cfg):
             node = cfg.stages[name]
+            if node.shared and seed != cfg.seeds[0]:
+                by_name[(name, seed)] = by_name[(name, cfg.seeds[0])]  # one run serves every seed
+                continue
             config = stage_config(cfg, name, seed)
             upstream = by_name[(node.after, seed)] if node.after else None
             if upstream is not None:

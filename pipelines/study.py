@@ -53,6 +53,7 @@ class StageNode:
     set: dict[str, Any] = field(default_factory=dict)  # overrides of the kind's section, nested like it
     label: Optional[str] = None  # name in tables and plots (default: the stage's name)
     eval: bool = True  # evaluate this stage's model on the splits
+    shared: bool = False  # train once (first seed) for all seeds: e.g. an expensive base under RL seeds
 
 
 @dataclass

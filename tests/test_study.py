@@ -160,3 +160,13 @@ def test_force_reruns_and_reproduces(tmp_path):
     assert run_cli.main(argv + ["force=true"]) == 0
     assert all(p.stat().st_mtime_ns != t for p, t in before.items())
     assert _report_numbers(tmp_path / "smoke-tiny") == first  # same seed, same numbers
+
+
+def test_a_shared_stage_trains_once_for_all_seeds():
+    runs = plan(load_study(SMOKE + ["seeds=[0,1]", "stages.base.shared=true"]))
+    names = [(r.name, r.seed) for r in runs]
+    assert names.count(("base", 0)) == 1 and ("base", 1) not in names
+    rl = [r for r in runs if r.name == "rl"]
+    assert len(rl) == 2 and rl[0].key != rl[1].key
+    mids = [r for r in runs if r.name == "mid"]
+    assert {m.config.init_from for m in mids} == {str(runs[0].final)}
