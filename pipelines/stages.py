@@ -111,7 +111,8 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
     if done.is_file():
         return out, {**json.loads(done.read_text()), "cached": True}
     started = time.time()
-    model, tokenizer, _ = load_model(run.final)
+    device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
+    model, tokenizer, _ = load_model(run.final, device=device)
     results = evaluate(model, tokenizer, spec, progress=progress)
     write_results(results, out)
     tokens = sum(r["tokens"] for r in results["problems"])
