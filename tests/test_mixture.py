@@ -1,0 +1,38 @@
+"""The mixture's extra part (a share of problems from a narrower distribution, e.g. context B at op 2)."""
+import random
+
+import pytest
+
+from pipelines.config import MixtureConfig
+from pipelines.data import Mixture
+
+
+def draws(cfg, n=3000):
+    m = Mixture(cfg)
+    return [m.draw(random.Random(f"t:{i}")) for i in range(n)]
+
+
+def test_extra_share_draws_the_narrow_part_at_its_rate():
+    cfg = MixtureConfig(ops={"2-6": 1.0}, contexts={"zoo": 1.0}, extra_share=0.1, extra_ops={"2": 1.0},
+                        extra_contexts={"school": 1.0})
+    got = draws(cfg)
+    school = [d for d in got if d[1] == "school"]
+    assert 0.08 < len(school) / len(got) < 0.12
+    assert {d[0] for d in school} == {2}
+
+
+def test_no_extra_share_leaves_the_stream_unchanged():
+    plain = MixtureConfig(ops={"2-6": 1.0})
+    unused = MixtureConfig(ops={"2-6": 1.0}, extra_ops={"2": 1.0}, extra_contexts={"school": 1.0})
+    assert draws(plain, 200) == draws(unused, 200)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"extra_share": 1.5}, "extra_share must be in [0, 1]"),
+    ({"extra_share": 0.1}, "needs mixture.extra_ops"),
+    ({"extra_share": 0.1, "extra_ops": {"2": 1.0}, "extra_contexts": {"nowhere": 1.0}}, "nowhere"),
+])
+def test_bad_extra_part_is_one_line(extra, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
+        Mixture(MixtureConfig(**extra))
+    assert "\n" not in str(e.value)
