@@ -254,7 +254,8 @@ def sample_all(sample_fn: SampleFn, prompts: list[list[int]], spec: EvalSpec, pr
         done, dt = min(start + per_call, len(order)), time.time() - start_time
         if progress and (dt - last_report >= 10 or done == len(order)):  # a line every 10 s at most
             last_report = dt
-            print(f"eval: {done}/{len(order)} problems, {dt:.1f} s, "
+            eta = dt / done * (len(order) - done)
+            print(f"eval: {done}/{len(order)} problems, {dt:.1f} s, ETA {eta:.0f} s, "
                   f"{tokens / max(dt, 1e-9):.0f} tok/s", file=sys.stderr, flush=True)
     return out
 

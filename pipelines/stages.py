@@ -89,13 +89,14 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     if info_path.is_file() and (run.final / "model.json").is_file():
         return {**json.loads(info_path.read_text()), "cached": True}
     started = time.time()
-    previous = json.loads(info_path.read_text())["wall_s"] if info_path.is_file() else 0.0
     runner = run_rl_stage if run.kind == "rl" else run_lm_stage
     final = runner(run.config, run.dir, progress=progress)
     meta = json.loads((final / "model.json").read_text())
     summary = meta.get("summary", {})
     info = {"name": run.name, "seed": run.seed, "kind": run.kind, "key": run.key, "after": run.after,
-            "wall_s": previous + time.time() - started, "flops": summary.get("flops", 0.0), "summary": summary}
+            # an RL stage carries its training time through resumes; an LM stage's killed part is not counted
+            "wall_s": max(time.time() - started, float(summary.get("wall_s", 0.0))),
+            "flops": summary.get("flops", 0.0), "summary": summary}
     write_atomic(info_path, json.dumps(info, indent=2) + "\n")
     return {**info, "cached": False}
 
