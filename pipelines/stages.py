@@ -87,7 +87,9 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     if force and run.dir.exists():
         shutil.rmtree(run.dir)
     if info_path.is_file() and (run.final / "model.json").is_file():
-        return {**json.loads(info_path.read_text()), "cached": True}
+        # another study may have trained it under another name: the same key means the same stage
+        return {**json.loads(info_path.read_text()), "name": run.name, "seed": run.seed, "after": run.after,
+                "cached": True}
     started = time.time()
     runner = run_rl_stage if run.kind == "rl" else run_lm_stage
     final = runner(run.config, run.dir, progress=progress)

@@ -170,3 +170,13 @@ def test_a_shared_stage_trains_once_for_all_seeds():
     assert len(rl) == 2 and rl[0].key != rl[1].key
     mids = [r for r in runs if r.name == "mid"]
     assert {m.config.init_from for m in mids} == {str(runs[0].final)}
+
+
+def test_a_stage_cached_by_another_study_is_reused_under_this_name(tmp_path):
+    first = SMOKE + [f"out={tmp_path}", "stages.ttrl.eval=false", "stages.rl.eval=false", "stages.mid.eval=false"]
+    assert run_cli.main(first) == 0
+    renamed = SMOKE + [f"out={tmp_path}", "stages={base2: {kind: pretrain, label: again}}", "findings=[]", "plots=[]"]
+    assert run_cli.main(renamed) == 0  # same config as 'base': cached, reported as 'base2'
+    rows = [json.loads(l) for l in (tmp_path / "smoke-tiny" / "metrics.jsonl").read_text().splitlines()]
+    stage = [r for r in rows if r["type"] == "stage"]
+    assert [s["name"] for s in stage] == ["base2"] and stage[0]["cached"]
