@@ -170,7 +170,7 @@ def load_study(argv: list[str]) -> StudyConfig:
     base = {}
     for layer in layers:
         base = _merge(base, layer)
-    base = {**base, "study": name, "preset": preset}
+    base = {**base, "study": Path(name).stem if name.endswith((".yaml", ".yml")) else name, "preset": preset}
     cfg = parse_dotlist(StudyConfig, argv, base=base)
     check_study(cfg)
     return cfg
