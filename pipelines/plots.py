@@ -67,7 +67,7 @@ def plot_bins(rows: list[dict], path) -> Path:
     return _save(fig, path)
 
 
-def plot_pass_at_k(rows_by_label: dict[str, list[dict]], path) -> Path:
+def plot_pass_at_k(rows_by_label: dict[str, list[dict]], path, flavours=tuple(STYLES)) -> Path:
     """Several models (label -> rows from evaluate) overlaid, one panel per bin."""
     totals = {label: _totals(rows) for label, rows in rows_by_label.items()}
     bins = list(dict.fromkeys(b for t in totals.values() for b in t))
@@ -79,7 +79,7 @@ def plot_pass_at_k(rows_by_label: dict[str, list[dict]], path) -> Path:
         ks = [1]
         for color, (label, by_bin) in zip(colors, totals.items()):
             if name in by_bin:
-                _draw(ax, by_bin[name], color, label)
+                _draw(ax, by_bin[name], color, label, flavours)
                 ks = max(ks, by_bin[name]["ks"], key=len)
         ops = next(t[name]["ops"] for t in totals.values() if name in t)
         _style(ax, f"{name} (op {ops})", ks)

@@ -85,7 +85,8 @@ def draw_plots(cfg: StudyConfig, ev: Evidence, run_dir: Path) -> list[tuple[str,
             rows = {label(cfg, m): curve_rows(cfg, ev, m) for m in models}
             rows = {k: v for k, v in rows.items() if v}
             if rows:
-                plots.plot_pass_at_k(rows, run_dir / name)
+                # process-verified only: outcome pass@k at large k measures guessing (1 in modulus)
+                plots.plot_pass_at_k(rows, run_dir / name, flavours=("process",))
                 drawn.append((title, name))
         elif spec.kind == "rl_curves":
             panels = {}
