@@ -48,7 +48,11 @@ def read_rl_log(stage_dir: Path) -> list[dict]:
 def problem_metric(record: dict, metric: str, seed: int = 0) -> float:
     if metric.startswith("errors:"):
         return record["errors"].get(metric.split(":", 1)[1], 0) / record["n"]
-    scores = problem_scores(record, sample_ks(record["n"]), seed)
+    # every metric of a record at once, computed once: reports ask for a dozen of them per record
+    key = ("_scores", seed)
+    if key not in record:
+        record[key] = problem_scores(record, sample_ks(record["n"]), seed)
+    scores = record[key]
     if metric not in scores:
         raise ValueError(f"unknown metric '{metric}' (e.g. process_pass@1, outcome_pass@128, maj@16, "
                          f"errors:dependency_mismatch; k must be a power of 2 up to n={record['n']})")

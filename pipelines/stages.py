@@ -22,7 +22,7 @@ from pipelines.study import StudyConfig, order, stage_config
 # sampler): old cache entries then stop matching instead of being silently reused.
 CODE_VERSION = 1
 # Settings that change how a stage runs but not what it produces: left out of the key.
-NOT_IN_KEY = {"checkpoint_every", "init_from", "compile", "max_batch", "micro_batch", "batch_size_eval"}
+NOT_IN_KEY = {"checkpoint_every", "init_from", "compile", "max_batch", "micro_batch"}
 STAGE_INFO = "stage.json"
 
 
