@@ -121,6 +121,9 @@ def check_claim(claim: Claim, ev: Evidence) -> dict:
     if claim.kind == "greater":
         verdict = REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else NOT_SIGNIFICANT
         relation = ">"
+    elif claim.kind == "not_greater":
+        verdict = NOT_REPRODUCED if lo > 0 else REPRODUCED
+        relation = "≤"
     else:  # same
         verdict = REPRODUCED if lo <= 0 <= hi else NOT_REPRODUCED
         relation = "≈"

@@ -32,6 +32,10 @@ class MixtureConfig:
     extra_share: float = 0.0
     extra_ops: dict[str, float] = field(default_factory=dict)
     extra_contexts: dict[str, float] = field(default_factory=dict)
+    # > 0: instead of drawing, cycle through the first `eval_set` problems of the evaluator's layout for
+    # these ops/contexts/modes and `eval_seed` (pool 'eval'): TTRL trains on its unlabeled test set itself.
+    eval_set: int = 0
+    eval_seed: int = 0
 
 
 @dataclass

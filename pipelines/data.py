@@ -34,6 +34,14 @@ class Mixture:
                         "pool": cfg.pool, "symbols": cfg.symbols}
         gsm_synth.dataset.check_mixture(sorted({o for b in self.bins for o in b}), self.contexts, self.modes)
         gsm_synth.problem.check_options(self.options)
+        self.eval_set, self.eval_seed = int(cfg.eval_set), int(cfg.eval_seed)
+        if self.eval_set < 0:
+            raise ValueError(f"mixture.eval_set must be >= 0 (got {cfg.eval_set})")
+        if self.eval_set:
+            if cfg.pool != "eval":
+                raise ValueError(f"mixture.eval_set needs mixture.pool=eval (got {cfg.pool!r})")
+            ops = sorted({o for b in self.bins for o in b})
+            self.layout = problem_layout(ops, self.contexts, self.modes, self.eval_set)
         self.extra_share = float(cfg.extra_share)
         if not 0.0 <= self.extra_share <= 1.0:
             raise ValueError(f"mixture.extra_share must be in [0, 1] (got {cfg.extra_share})")
@@ -57,8 +65,24 @@ class Mixture:
             rng.choices(self.modes, self.mode_weights)[0]
 
     def problem(self, seed: int, index: int):
+        if self.eval_set:  # the same problem as the evaluator's index i (the training seed only reorders visits)
+            i = index % self.eval_set
+            return layout_problem(self.layout, i, self.eval_seed, self.options)
         op, context, mode = self.draw(random.Random(f"mixture:{seed}:{index}"))
         return gsm_synth.generate(op, context, mode, seed=seed, index=index, **self.options)
+
+
+def problem_layout(ops: list[int], contexts: list[str], modes: list[str], count: int) -> list[tuple[int, str, str]]:
+    """(op, context, mode) of eval-set problem i: ops in equal contiguous shares, contexts round-robin
+    within them (so op and context are not locked together), modes round-robin over rounds of contexts."""
+    return [(ops[i * len(ops) // count], contexts[i % len(contexts)], modes[(i // len(contexts)) % len(modes)])
+            for i in range(count)]
+
+
+def layout_problem(layout: list[tuple[int, str, str]], i: int, seed: int, options: dict):
+    """Problem i of an eval set laid out by problem_layout (pool 'eval')."""
+    op, context, mode = layout[i]
+    return gsm_synth.generate(op, context, mode, seed=seed, index=i, **{**options, "pool": "eval"})
 
 
 def _weights(table: dict, key: str) -> list[float]:

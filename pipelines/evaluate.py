@@ -32,6 +32,7 @@ import numpy as np
 import gsm_synth
 from gsm_synth.atomic import atomic_open
 from gsm_synth.dataset import check_mixture
+from pipelines.data import layout_problem, problem_layout
 from pipelines.text import completion_to_solution, encode_prompt
 
 # sample_fn(prompts, n) -> completions[i][j] = token ids of sample j of prompt i (EOS kept if emitted)
@@ -176,13 +177,6 @@ def check_spec(spec: EvalSpec) -> None:
         raise ValueError(f"eval problems always come from pool 'eval' (got problem_options.pool={pool!r})")
 
 
-def problem_layout(ops: list[int], contexts: list[str], modes: list[str], count: int) -> list[tuple[int, str, str]]:
-    """(op, context, mode) of problem i: ops in equal contiguous shares, contexts round-robin within
-    them (so op and context are not locked together), modes round-robin over rounds of contexts."""
-    return [(ops[i * len(ops) // count], contexts[i % len(contexts)], modes[(i // len(contexts)) % len(modes)])
-            for i in range(count)]
-
-
 def eval_problems(spec: EvalSpec) -> dict[str, list]:
     """bin name -> its problems; deterministic in the spec (index i of stream spec.seed, pool 'eval')."""
     check_spec(spec)
@@ -191,8 +185,7 @@ def eval_problems(spec: EvalSpec) -> dict[str, list]:
     for name, ops_range in active_bins(spec).items():
         ops, contexts, modes = check_mixture(ops_range, spec.contexts, spec.modes)  # also accepts "zoo,movie"
         layout = problem_layout(ops, contexts, modes, spec.problems_per_bin)
-        out[name] = [gsm_synth.generate(op, context, mode, seed=spec.seed, index=i, **options)
-                     for i, (op, context, mode) in enumerate(layout)]
+        out[name] = [layout_problem(layout, i, spec.seed, options) for i in range(len(layout))]
     return out
 
 

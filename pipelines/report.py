@@ -11,7 +11,7 @@ from gsm_synth.dataset import parse_ops
 from pipelines.claims import Evidence, check_finding
 from pipelines.evaluate import bootstrap_ci, metric_key, sample_ks, write_atomic
 from pipelines.stages import duration
-from pipelines.study import StudyConfig, label
+from pipelines.study import StudyConfig, label, stage_seeds
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
                 "not significant": "➖ not significant"}
@@ -136,7 +136,12 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
     lines = [f"# Study `{cfg.study}` — preset `{cfg.preset}`", ""]
     if cfg.description:
         lines += [cfg.description.strip(), ""]
-    lines += [f"Command: `{command}`  ", f"Seeds: {', '.join(map(str, cfg.seeds))}; total wall time "
+    fewer = [f"{label(cfg, name)}: {', '.join(map(str, stage_seeds(cfg, name)))}" for name, node in cfg.stages.items()
+             if node.seeds is not None and len(stage_seeds(cfg, name)) < len(cfg.seeds)]
+    seeds = ", ".join(map(str, cfg.seeds)) + (f" (only {'; '.join(fewer)})" if fewer else "")
+    shared = [label(cfg, name) for name, node in cfg.stages.items() if node.shared and len(cfg.seeds) > 1]
+    seeds += f"; trained once for all seeds: {', '.join(shared)}" if shared else ""
+    lines += [f"Command: `{command}`  ", f"Seeds: {seeds}; total wall time "
               f"{duration(wall_s)} (stages reused from the cache count at their original cost below).", ""]
 
     lines += ["## Findings", ""]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pipelines.evaluate import EvalSpec, evaluate, write_atomic, write_results
-from pipelines.study import StudyConfig, order, stage_config
+from pipelines.study import StudyConfig, order, stage_config, stage_seeds
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
 # sampler): old cache entries then stop matching instead of being silently reused.
@@ -31,8 +31,16 @@ def digest(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+# Options added after CODE_VERSION 1 enter the key only when set away from their "off" value, so adding
+# an option does not invalidate every cached stage.
+KEY_ONLY_WHEN_SET = {("mixture", "eval_set"): 0, ("mixture", "eval_seed"): 0}
+
+
 def stage_key(kind: str, config, upstream: str | None) -> str:
     fields = {k: v for k, v in asdict(config).items() if k not in NOT_IN_KEY}
+    for (section, name), off in KEY_ONLY_WHEN_SET.items():
+        if isinstance(fields.get(section), dict) and fields[section].get(name, off) == off:
+            fields[section] = {k: v for k, v in fields[section].items() if k != name}
     return digest({"kind": kind, "config": fields, "after": upstream, "code": CODE_VERSION})
 
 
@@ -66,6 +74,8 @@ def plan(cfg: StudyConfig) -> list[StageRun]:
             node = cfg.stages[name]
             if node.shared and seed != cfg.seeds[0]:
                 by_name[(name, seed)] = by_name[(name, cfg.seeds[0])]  # one run serves every seed
+                continue
+            if seed not in stage_seeds(cfg, name):
                 continue
             config = stage_config(cfg, name, seed)
             upstream = by_name[(node.after, seed)] if node.after else None

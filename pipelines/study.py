@@ -22,7 +22,7 @@ from pipelines.evaluate import DEFAULT_BINS, EvalSpec
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 PRESETS = ("tiny", "small", "paper")
 STAGE_KINDS = ("pretrain", "midtrain", "rl")
-CLAIM_KINDS = ("greater", "same", "below", "above")
+CLAIM_KINDS = ("greater", "same", "not_greater", "below", "above")
 PLOT_KINDS = ("pass_at_k", "rl_curves", "by_op")
 
 # ${mul:0.8,${vars.budget}}: a share of a budget, so a study can split one compute budget between stages
@@ -54,12 +54,14 @@ class StageNode:
     label: Optional[str] = None  # name in tables and plots (default: the stage's name)
     eval: bool = True  # evaluate this stage's model on the splits
     shared: bool = False  # train once (first seed) for all seeds: e.g. an expensive base under RL seeds
+    seeds: Optional[list[int]] = None  # run only for these of the study's seeds (default: all of them)
 
 
 @dataclass
 class Claim:
     """One testable statement. Eval metrics are paired over the same problems (mean over seeds first).
     greater: model > vs (95 % CI of the difference above 0); same: the CI of model - vs contains 0;
+    not_greater: model is not above vs (the CI does not lie above 0; a drop counts, e.g. "no gain here");
     below / above: the model's value against `value` (for RL log keys, `rl:reward`, the run's mean)."""
     kind: str = "greater"
     model: str = ""
@@ -212,6 +214,20 @@ def check_study(cfg: StudyConfig) -> None:
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(f"{where}.after: no stage named '{node.after}'{hint}")
     order(cfg)  # raises on a cycle
+    for name, node in cfg.stages.items():
+        where = f"stages.{name}.seeds"
+        if node.seeds is not None and node.shared:
+            raise ConfigError(f"{where}: a shared stage runs once for every seed; drop seeds or shared")
+        if node.seeds is not None and (not node.seeds or any(s not in cfg.seeds for s in node.seeds)):
+            raise ConfigError(f"{where} must name some of the study's seeds {list(cfg.seeds)} (got {list(node.seeds)})")
+    for name, node in cfg.stages.items():
+        up = cfg.stages[node.after] if node.after else None
+        if up is None or up.shared:
+            continue
+        missing = [s for s in stage_seeds(cfg, name) if s not in stage_seeds(cfg, node.after)]
+        if missing:
+            raise ConfigError(f"stages.{name} runs for seed {missing[0]} but its upstream '{node.after}' does not "
+                              f"(make '{node.after}' shared or give it that seed)")
     models = set(cfg.stages)
     for finding in cfg.findings:
         for claim in finding.claims:
@@ -221,7 +237,7 @@ def check_study(cfg: StudyConfig) -> None:
             for ref in [claim.model] + ([claim.vs] if claim.vs else []):
                 if ref not in models:
                     raise ConfigError(f"{where}: no stage named '{ref}'")
-            if claim.kind in ("greater", "same") and not (claim.vs or claim.vs_metric):
+            if claim.kind in ("greater", "same", "not_greater") and not (claim.vs or claim.vs_metric):
                 raise ConfigError(f"{where}: a '{claim.kind}' claim needs vs=<stage>")
             if claim.kind in ("below", "above") and claim.value is None:
                 raise ConfigError(f"{where}: a '{claim.kind}' claim needs value=<number>")
@@ -233,6 +249,14 @@ def check_study(cfg: StudyConfig) -> None:
         for ref in plot.models:
             if ref not in models:
                 raise ConfigError(f"plot '{plot.title or plot.kind}': no stage named '{ref}'")
+
+
+def stage_seeds(cfg: StudyConfig, name: str) -> list[int]:
+    """The study's seeds this stage runs for (a shared stage: the first, serving all)."""
+    node = cfg.stages[name]
+    if node.shared:
+        return [cfg.seeds[0]]
+    return [s for s in cfg.seeds if node.seeds is None or s in node.seeds]
 
 
 def order(cfg: StudyConfig) -> list[str]:
@@ -274,6 +298,11 @@ def stage_config(cfg: StudyConfig, name: str, seed: int):
         if "${" in str(key):
             raise ConfigError(f"stages.{name}: '{key}' is a map key, and map keys are not interpolated; "
                               "use the stage's ops: shorthand or a literal range")
+    m = stage.mixture
+    if m.eval_set and (list(m.contexts) != list(cfg.eval.contexts) or list(m.modes) != list(cfg.eval.modes)):
+        raise ConfigError(f"stages.{name}: mixture.eval_set trains on the eval set, so its contexts and modes must be "
+                          f"eval's, in order (contexts {list(m.contexts)} vs {list(cfg.eval.contexts)}, "
+                          f"modes {list(m.modes)} vs {list(cfg.eval.modes)})")
     return replace(stage, seed=seed)
 
 

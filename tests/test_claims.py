@@ -30,6 +30,15 @@ def test_greater_same_and_reversed():
                        noisy)["verdict"] == REPRODUCED
 
 
+def test_not_greater_accepts_a_drop_or_no_change_and_rejects_a_gain():
+    def verdict(a, b):
+        return check_claim(Claim(kind="not_greater", model="a", vs="b", split="id", metric="process_pass@1"),
+                           evidence(a, b))["verdict"]
+    assert verdict([2] * 20, [6] * 20) == REPRODUCED  # a clear drop: no gain
+    assert verdict([8, 0] * 10, [0, 8] * 10) == REPRODUCED  # no detectable change
+    assert verdict([6] * 20, [2] * 20) == NOT_REPRODUCED  # a clear gain
+
+
 def test_pairing_uses_shared_problems_and_filters():
     ev = evidence([8] * 10, [0] * 10)
     ev.problems[("a", 0)] += [record(99, 0, op=4)]  # only a has it: not compared

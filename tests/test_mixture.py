@@ -36,3 +36,25 @@ def test_bad_extra_part_is_one_line(extra, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
         Mixture(MixtureConfig(**extra))
     assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------- training on the eval set (TTRL)
+
+def test_eval_set_cycles_through_exactly_the_evaluated_problems():
+    from pipelines.evaluate import EvalSpec, eval_problems
+    spec = EvalSpec(bins={"id": "2-5"}, contexts=["zoo", "movie"], problems_per_bin=6, seed=3,
+                    problem_options={"modulus": 7})
+    evaluated = [p.id for p in eval_problems(spec)["id"]]
+    m = Mixture(MixtureConfig(ops={"2-3": 1.0, "4-5": 1.0}, contexts={"zoo": 1.0, "movie": 1.0}, pool="eval",
+                              modulus=7, eval_set=6, eval_seed=3))
+    assert [m.problem(seed=9, index=i).id for i in range(12)] == evaluated * 2
+    assert len(set(evaluated)) == 6
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"eval_set": 4, "pool": "rl"}, "needs mixture.pool=eval"),
+    ({"eval_set": -1, "pool": "eval"}, "eval_set must be >= 0"),
+])
+def test_bad_eval_set_is_one_line(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        Mixture(MixtureConfig(ops={"2-3": 1.0}, **overrides))

@@ -6,7 +6,8 @@ from lightning.pytorch.callbacks import Callback
 
 from pipelines import run as run_cli
 from pipelines.stages import plan
-from pipelines.study import available_studies, load_study
+from pipelines.config import ConfigError
+from pipelines.study import available_studies, load_study, stage_config
 
 SMOKE = ["study=smoke", "preset=tiny", "progress=false"]
 
@@ -89,6 +90,13 @@ def test_stage_keys_change_exactly_when_an_input_changes():
     assert mid["base"] == base["base"] and mid["ttrl"] == base["ttrl"]
     assert mid["mid"] != base["mid"] and mid["rl"] != base["rl"]
     assert keys(SMOKE + ["seeds=[1]"])["base"] != base["base"]
+    on_eval_set = keys(SMOKE + ["rl.mixture.pool=eval", "rl.mixture.eval_set=4"])
+    assert on_eval_set["rl"] != base["rl"] and on_eval_set["base"] == base["base"]
+
+
+def test_training_on_the_eval_set_needs_the_eval_contexts_in_order():
+    with pytest.raises(ConfigError, match="must be eval's, in order"):
+        stage_config(load_study(["study=ttrl", "eval.contexts=[movie,zoo,school]"]), "ttrl_id", 0)
 
 
 # ----------------------------------------------------------------------------------------- end to end
@@ -160,6 +168,22 @@ def test_force_reruns_and_reproduces(tmp_path):
     assert run_cli.main(argv + ["force=true"]) == 0
     assert all(p.stat().st_mtime_ns != t for p, t in before.items())
     assert _report_numbers(tmp_path / "smoke-tiny") == first  # same seed, same numbers
+
+
+def test_a_stage_can_run_for_fewer_seeds():
+    runs = plan(load_study(SMOKE + ["seeds=[0,1]", "stages.base.shared=true", "stages.ttrl.seeds=[1]"]))
+    names = [(r.name, r.seed) for r in runs]
+    assert ("ttrl", 1) in names and ("ttrl", 0) not in names and ("rl", 0) in names and ("rl", 1) in names
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["stages.ttrl.seeds=[2]"], "must name some of the study's seeds"),
+    (["stages.base.seeds=[0]"], "runs for seed 1 but its upstream 'base' does not"),
+    (["stages.base.shared=true", "stages.base.seeds=[0]"], "drop seeds or shared"),
+])
+def test_bad_stage_seeds_are_one_line(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_study(SMOKE + ["seeds=[0,1]"] + extra)
 
 
 def test_a_shared_stage_trains_once_for_all_seeds():
