@@ -190,7 +190,9 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-_WHOLE_MAPS = {"ops", "contexts", "modes", "extra_ops", "extra_contexts", "bins", "splits", "stages", "set"}
+# `stages` merges stage by stage, so a study's preset section can edit one stage (`stages: {base: {shared:
+# true}}`); the command line replaces it whole with `stages={...}` (config.parse_dotlist).
+_WHOLE_MAPS = {"ops", "contexts", "modes", "extra_ops", "extra_contexts", "bins", "splits", "set"}
 
 
 def check_study(cfg: StudyConfig) -> None:

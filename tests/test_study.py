@@ -170,6 +170,13 @@ def test_force_reruns_and_reproduces(tmp_path):
     assert _report_numbers(tmp_path / "smoke-tiny") == first  # same seed, same numbers
 
 
+def test_a_study_preset_edits_one_stage_and_keeps_the_rest():
+    cfg = load_study(["study=ttrl", "preset=small"])
+    assert cfg.stages["base"].shared and cfg.stages["base"].kind == "pretrain"
+    assert set(cfg.stages) == {"base", "ttrl_id", "ttrl_edge", "ttrl_hard"} and cfg.seeds == [0, 1]
+    assert not load_study(["study=ttrl", "preset=tiny"]).stages["base"].shared
+
+
 def test_a_stage_can_run_for_fewer_seeds():
     runs = plan(load_study(SMOKE + ["seeds=[0,1]", "stages.base.shared=true", "stages.ttrl.seeds=[1]"]))
     names = [(r.name, r.seed) for r in runs]
