@@ -87,6 +87,10 @@ class Evidence:
                     sums.setdefault(int(row["rl_step"]), []).append(row[key])
         return {k: float(np.mean(v)) for k, v in sums.items()}
 
+    def n_seeds(self, stage: str) -> int:
+        """How many of the seeds measured this stage (a stage may run for fewer, or once for all)."""
+        return sum((stage, s) in self.problems or (stage, s) in self.rl_logs for s in self.seeds)
+
     def values(self, stage: str, metric: str, claim: Claim) -> dict:
         if metric.startswith("rl:"):
             return self.per_step(stage, metric[3:])
@@ -129,9 +133,11 @@ def check_claim(claim: Claim, ev: Evidence) -> dict:
         relation = "≈"
     left = f"{claim.model} {claim.metric}"
     right = f"{vs} {vs_metric}" if (vs != claim.model or vs_metric != claim.metric) else vs
+    seeds = (ev.n_seeds(claim.model), ev.n_seeds(vs))
+    seed_note = f" (seeds {seeds[0]} vs {seeds[1]})" if seeds[0] != seeds[1] else ""
     return {"verdict": verdict, "mean": mean, "ci": [lo, hi], "a": ma, "b": mb, "n": len(shared),
             "text": f"{left} {relation} {right}{where}: {ma:.3f} vs {mb:.3f}, "
-                    f"difference {mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"}
+                    f"difference {mean:+.3f} [{lo:+.3f}, {hi:+.3f}]{seed_note}"}
 
 
 def _where(claim: Claim) -> str:

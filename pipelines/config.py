@@ -32,8 +32,9 @@ class MixtureConfig:
     extra_share: float = 0.0
     extra_ops: dict[str, float] = field(default_factory=dict)
     extra_contexts: dict[str, float] = field(default_factory=dict)
-    # > 0: instead of drawing, cycle through the first `eval_set` problems of the evaluator's layout for
-    # these ops/contexts/modes and `eval_seed` (pool 'eval'): TTRL trains on its unlabeled test set itself.
+    # > 0: instead of drawing, visit the eval set that the evaluator builds with problems_per_bin =
+    # eval_set and seed = eval_seed for these ops/contexts/modes (pool 'eval'), each problem once per pass
+    # in a seeded order: TTRL trains on its unlabeled test set itself. RL stages only.
     eval_set: int = 0
     eval_seed: int = 0
 

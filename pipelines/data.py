@@ -65,9 +65,10 @@ class Mixture:
             rng.choices(self.modes, self.mode_weights)[0]
 
     def problem(self, seed: int, index: int):
-        if self.eval_set:  # the same problem as the evaluator's index i (the training seed only reorders visits)
-            i = index % self.eval_set
-            return layout_problem(self.layout, i, self.eval_seed, self.options)
+        if self.eval_set:  # every pass visits each eval problem once, in an order drawn from (seed, pass)
+            rounds, pos = divmod(index, self.eval_set)
+            order = random.Random(f"eval_set:{seed}:{rounds}").sample(range(self.eval_set), self.eval_set)
+            return layout_problem(self.layout, order[pos], self.eval_seed, self.options)
         op, context, mode = self.draw(random.Random(f"mixture:{seed}:{index}"))
         return gsm_synth.generate(op, context, mode, seed=seed, index=index, **self.options)
 

@@ -145,6 +145,9 @@ def validate(cfg: LMStageConfig) -> None:
         raise ConfigError(f"optim.lr must be > 0 (got {cfg.optim.lr})")
     if not 0 <= cfg.optim.warmup_frac < 1:
         raise ConfigError(f"optim.warmup_frac must be in [0, 1) (got {cfg.optim.warmup_frac})")
+    if cfg.mixture.eval_set:
+        raise ConfigError("mixture.eval_set is for RL stages (training on the unlabeled eval set); LM stages pack "
+                          "streamed problems")
     if cfg.prompt_loss_weight < 0:
         raise ConfigError(f"prompt_loss_weight must be >= 0 (got {cfg.prompt_loss_weight})")
     if cfg.seq_len > cfg.max_seq_len:

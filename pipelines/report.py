@@ -137,7 +137,7 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
     if cfg.description:
         lines += [cfg.description.strip(), ""]
     fewer = [f"{label(cfg, name)}: {', '.join(map(str, stage_seeds(cfg, name)))}" for name, node in cfg.stages.items()
-             if node.seeds is not None and len(stage_seeds(cfg, name)) < len(cfg.seeds)]
+             if node.n_seeds is not None and len(stage_seeds(cfg, name)) < len(cfg.seeds)]
     seeds = ", ".join(map(str, cfg.seeds)) + (f" (only {'; '.join(fewer)})" if fewer else "")
     shared = [label(cfg, name) for name, node in cfg.stages.items() if node.shared and len(cfg.seeds) > 1]
     seeds += f"; trained once for all seeds: {', '.join(shared)}" if shared else ""

@@ -34,6 +34,9 @@ def digest(payload) -> str:
 # Options added after CODE_VERSION 1 enter the key only when set away from their "off" value, so adding
 # an option does not invalidate every cached stage.
 KEY_ONLY_WHEN_SET = {("mixture", "eval_set"): 0, ("mixture", "eval_seed"): 0}
+# Bumped when what an option does changes, so stages cached under the old meaning are not reused
+# (eval_set 2: seeded visiting order per pass instead of index order).
+OPTION_REVISIONS = {("mixture", "eval_set"): 2}
 
 
 def stage_key(kind: str, config, upstream: str | None) -> str:
@@ -41,6 +44,9 @@ def stage_key(kind: str, config, upstream: str | None) -> str:
     for (section, name), off in KEY_ONLY_WHEN_SET.items():
         if isinstance(fields.get(section), dict) and fields[section].get(name, off) == off:
             fields[section] = {k: v for k, v in fields[section].items() if k != name}
+    for (section, name), revision in OPTION_REVISIONS.items():
+        if isinstance(fields.get(section), dict) and name in fields[section]:
+            fields[section][f"{name}@revision"] = revision
     return digest({"kind": kind, "config": fields, "after": upstream, "code": CODE_VERSION})
 
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import yaml
 from omegaconf import OmegaConf
 
+from gsm_synth.dataset import parse_ops
 from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
 from pipelines.evaluate import DEFAULT_BINS, EvalSpec
 
@@ -54,7 +55,7 @@ class StageNode:
     label: Optional[str] = None  # name in tables and plots (default: the stage's name)
     eval: bool = True  # evaluate this stage's model on the splits
     shared: bool = False  # train once (first seed) for all seeds: e.g. an expensive base under RL seeds
-    seeds: Optional[list[int]] = None  # run only for these of the study's seeds (default: all of them)
+    n_seeds: Optional[int] = None  # run only for the first n of the study's seeds (default: all of them)
 
 
 @dataclass
@@ -217,11 +218,11 @@ def check_study(cfg: StudyConfig) -> None:
                 raise ConfigError(f"{where}.after: no stage named '{node.after}'{hint}")
     order(cfg)  # raises on a cycle
     for name, node in cfg.stages.items():
-        where = f"stages.{name}.seeds"
-        if node.seeds is not None and node.shared:
-            raise ConfigError(f"{where}: a shared stage runs once for every seed; drop seeds or shared")
-        if node.seeds is not None and (not node.seeds or any(s not in cfg.seeds for s in node.seeds)):
-            raise ConfigError(f"{where} must name some of the study's seeds {list(cfg.seeds)} (got {list(node.seeds)})")
+        where = f"stages.{name}.n_seeds"
+        if node.n_seeds is not None and node.shared:
+            raise ConfigError(f"{where}: a shared stage runs once for every seed; drop n_seeds or shared")
+        if node.n_seeds is not None and node.n_seeds < 1:
+            raise ConfigError(f"{where} must be >= 1 (got {node.n_seeds})")
     for name, node in cfg.stages.items():
         up = cfg.stages[node.after] if node.after else None
         if up is None or up.shared:
@@ -229,7 +230,7 @@ def check_study(cfg: StudyConfig) -> None:
         missing = [s for s in stage_seeds(cfg, name) if s not in stage_seeds(cfg, node.after)]
         if missing:
             raise ConfigError(f"stages.{name} runs for seed {missing[0]} but its upstream '{node.after}' does not "
-                              f"(make '{node.after}' shared or give it that seed)")
+                              f"(make '{node.after}' shared or raise its n_seeds)")
     models = set(cfg.stages)
     for finding in cfg.findings:
         for claim in finding.claims:
@@ -258,7 +259,7 @@ def stage_seeds(cfg: StudyConfig, name: str) -> list[int]:
     node = cfg.stages[name]
     if node.shared:
         return [cfg.seeds[0]]
-    return [s for s in cfg.seeds if node.seeds is None or s in node.seeds]
+    return list(cfg.seeds if node.n_seeds is None else cfg.seeds[:node.n_seeds])
 
 
 def order(cfg: StudyConfig) -> list[str]:
@@ -300,12 +301,30 @@ def stage_config(cfg: StudyConfig, name: str, seed: int):
         if "${" in str(key):
             raise ConfigError(f"stages.{name}: '{key}' is a map key, and map keys are not interpolated; "
                               "use the stage's ops: shorthand or a literal range")
-    m = stage.mixture
-    if m.eval_set and (list(m.contexts) != list(cfg.eval.contexts) or list(m.modes) != list(cfg.eval.modes)):
-        raise ConfigError(f"stages.{name}: mixture.eval_set trains on the eval set, so its contexts and modes must be "
-                          f"eval's, in order (contexts {list(m.contexts)} vs {list(cfg.eval.contexts)}, "
-                          f"modes {list(m.modes)} vs {list(cfg.eval.modes)})")
+    if stage.mixture.eval_set:
+        check_eval_set(cfg, name, node.kind, stage.mixture)
     return replace(stage, seed=seed)
+
+
+def check_eval_set(cfg: StudyConfig, name: str, kind: str, m) -> None:
+    """A stage training on the eval set must describe exactly one split's eval problems."""
+    where = f"stages.{name}: mixture.eval_set trains on the eval set, so"
+    ops = sorted({o for spec in m.ops for o in parse_ops(spec)})
+    split = next((s for s, spec in cfg.splits.items() if spec and sorted(parse_ops(spec)) == ops), None)
+    options = {k: getattr(m, k) for k in ("modulus", "distractors", "shuffle", "symbols")}
+    eval_options = {k: cfg.eval.problem_options.get(k, options[k]) for k in options}
+    problems = [
+        (kind == "rl", "it must be an rl stage"),
+        (split is not None, f"its ops must be one split's ({', '.join(f'{k}={v}' for k, v in cfg.splits.items())})"),
+        (m.eval_set == cfg.eval.problems_per_bin, f"eval_set must be eval.problems_per_bin ({cfg.eval.problems_per_bin})"),
+        (m.eval_seed == cfg.eval.seed, f"eval_seed must be eval.seed ({cfg.eval.seed})"),
+        (list(m.contexts) == list(cfg.eval.contexts) and list(m.modes) == list(cfg.eval.modes),
+         f"its contexts and modes must be eval's, in order ({list(cfg.eval.contexts)}, {list(cfg.eval.modes)})"),
+        (options == eval_options, f"its generator options must be eval's ({eval_options}, got {options})"),
+    ]
+    for ok, what in problems:
+        if not ok:
+            raise ConfigError(f"{where} {what}")
 
 
 def _plain(obj) -> dict:

@@ -39,6 +39,16 @@ def test_not_greater_accepts_a_drop_or_no_change_and_rejects_a_gain():
     assert verdict([6] * 20, [2] * 20) == NOT_REPRODUCED  # a clear gain
 
 
+def test_a_claim_says_when_its_sides_have_different_seed_counts():
+    ev = evidence([6] * 20, [2] * 20)
+    claim = Claim(kind="greater", model="a", vs="b", split="id", metric="process_pass@1")
+    assert "seeds" not in check_claim(claim, ev)["text"]
+    ev.seeds = [0, 1]
+    ev.problems[("a", 1)] = [record(i, 8) for i in range(20)]
+    result = check_claim(claim, ev)
+    assert result["text"].endswith("(seeds 2 vs 1)") and abs(result["a"] - 0.875) < 1e-9  # (6/8 + 8/8) / 2
+
+
 def test_pairing_uses_shared_problems_and_filters():
     ev = evidence([8] * 10, [0] * 10)
     ev.problems[("a", 0)] += [record(99, 0, op=4)]  # only a has it: not compared

@@ -94,9 +94,22 @@ def test_stage_keys_change_exactly_when_an_input_changes():
     assert on_eval_set["rl"] != base["rl"] and on_eval_set["base"] == base["base"]
 
 
-def test_training_on_the_eval_set_needs_the_eval_contexts_in_order():
-    with pytest.raises(ConfigError, match="must be eval's, in order"):
-        stage_config(load_study(["study=ttrl", "eval.contexts=[movie,zoo,school]"]), "ttrl_id", 0)
+@pytest.mark.parametrize("extra, message", [
+    (["eval.contexts=[movie,zoo,school]"], "contexts and modes must be eval.s, in order"),
+    (["stages.ttrl_id.ops=2-5"], "its ops must be one split.s"),
+    (["stages.ttrl_id.set.mixture.eval_set=24"], "eval_set must be eval.problems_per_bin"),
+    (["stages.ttrl_id.set.mixture.eval_seed=5"], "eval_seed must be eval.seed"),
+    (["stages.ttrl_id.set.mixture.modulus=23"], "generator options must be eval.s"),
+])
+def test_training_on_the_eval_set_must_match_one_evaluated_split(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        stage_config(load_study(["study=ttrl"] + extra), "ttrl_id", 0)
+
+
+def test_only_rl_stages_train_on_the_eval_set():
+    cfg = load_study(SMOKE + ["stages.mid.set={mixture: {pool: eval, eval_set: 4}}"])
+    with pytest.raises(ConfigError, match="it must be an rl stage"):
+        stage_config(cfg, "mid", 0)
 
 
 # ----------------------------------------------------------------------------------------- end to end
@@ -178,15 +191,15 @@ def test_a_study_preset_edits_one_stage_and_keeps_the_rest():
 
 
 def test_a_stage_can_run_for_fewer_seeds():
-    runs = plan(load_study(SMOKE + ["seeds=[0,1]", "stages.base.shared=true", "stages.ttrl.seeds=[1]"]))
+    runs = plan(load_study(SMOKE + ["seeds=[3,4]", "stages.base.shared=true", "stages.ttrl.n_seeds=1"]))
     names = [(r.name, r.seed) for r in runs]
-    assert ("ttrl", 1) in names and ("ttrl", 0) not in names and ("rl", 0) in names and ("rl", 1) in names
+    assert ("ttrl", 3) in names and ("ttrl", 4) not in names and ("rl", 3) in names and ("rl", 4) in names
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["stages.ttrl.seeds=[2]"], "must name some of the study's seeds"),
-    (["stages.base.seeds=[0]"], "runs for seed 1 but its upstream 'base' does not"),
-    (["stages.base.shared=true", "stages.base.seeds=[0]"], "drop seeds or shared"),
+    (["stages.ttrl.n_seeds=0"], "n_seeds must be >= 1"),
+    (["stages.base.n_seeds=1"], "runs for seed 1 but its upstream 'base' does not"),
+    (["stages.base.shared=true", "stages.base.n_seeds=1"], "drop n_seeds or shared"),
 ])
 def test_bad_stage_seeds_are_one_line(extra, message):
     with pytest.raises(ConfigError, match=message):
