@@ -32,7 +32,8 @@ class Mixture:
         self.modes, self.mode_weights = list(cfg.modes), _weights(cfg.modes, "mixture.modes")
         self.options = {"modulus": cfg.modulus, "distractors": cfg.distractors, "shuffle": cfg.shuffle,
                         "pool": cfg.pool, "symbols": cfg.symbols}
-        gsm_synth.dataset.check_mixture(sorted({o for b in self.bins for o in b}), self.contexts, self.modes)
+        # the same validation and normal form the evaluator uses, so an eval_set layout matches its problems
+        ops, contexts, modes = gsm_synth.dataset.check_mixture(union_ops(cfg.ops), self.contexts, self.modes)
         gsm_synth.problem.check_options(self.options)
         self.eval_set, self.eval_seed = int(cfg.eval_set), int(cfg.eval_seed)
         if self.eval_set < 0:
@@ -40,8 +41,7 @@ class Mixture:
         if self.eval_set:
             if cfg.pool != "eval":
                 raise ValueError(f"mixture.eval_set needs mixture.pool=eval (got {cfg.pool!r})")
-            ops = sorted({o for b in self.bins for o in b})
-            self.layout = problem_layout(ops, self.contexts, self.modes, self.eval_set)
+            self.layout = problem_layout(ops, contexts, modes, self.eval_set)
         self.extra_share = float(cfg.extra_share)
         if not 0.0 <= self.extra_share <= 1.0:
             raise ValueError(f"mixture.extra_share must be in [0, 1] (got {cfg.extra_share})")
@@ -52,8 +52,7 @@ class Mixture:
             self.extra_bin_weights = _weights(cfg.extra_ops, "mixture.extra_ops")
             self.extra_contexts = list(cfg.extra_contexts)
             self.extra_context_weights = _weights(cfg.extra_contexts, "mixture.extra_contexts")
-            gsm_synth.dataset.check_mixture(sorted({o for b in self.extra_bins for o in b}), self.extra_contexts,
-                                            self.modes)
+            gsm_synth.dataset.check_mixture(union_ops(cfg.extra_ops), self.extra_contexts, self.modes)
 
     def draw(self, rng: random.Random) -> tuple[int, str, str]:
         bins, bin_weights, contexts, context_weights = self.bins, self.bin_weights, self.contexts, self.context_weights
@@ -71,6 +70,11 @@ class Mixture:
             return layout_problem(self.layout, order[pos], self.eval_seed, self.options)
         op, context, mode = self.draw(random.Random(f"mixture:{seed}:{index}"))
         return gsm_synth.generate(op, context, mode, seed=seed, index=index, **self.options)
+
+
+def union_ops(specs) -> list[int]:
+    """Every op named by a table of op ranges ({"2-3": w, "6-7": w} -> [2, 3, 6, 7])."""
+    return sorted({o for spec in specs for o in parse_ops(spec)})
 
 
 def problem_layout(ops: list[int], contexts: list[str], modes: list[str], count: int) -> list[tuple[int, str, str]]:

@@ -16,8 +16,8 @@ from typing import Any, Optional
 import yaml
 from omegaconf import OmegaConf
 
-from gsm_synth.dataset import parse_ops
 from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
+from pipelines.data import union_ops
 from pipelines.evaluate import DEFAULT_BINS, EvalSpec
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
@@ -309,8 +309,8 @@ def stage_config(cfg: StudyConfig, name: str, seed: int):
 def check_eval_set(cfg: StudyConfig, name: str, kind: str, m) -> None:
     """A stage training on the eval set must describe exactly one split's eval problems."""
     where = f"stages.{name}: mixture.eval_set trains on the eval set, so"
-    ops = sorted({o for spec in m.ops for o in parse_ops(spec)})
-    split = next((s for s, spec in cfg.splits.items() if spec and sorted(parse_ops(spec)) == ops), None)
+    ops = union_ops(m.ops)
+    split = next((s for s, spec in cfg.splits.items() if spec and union_ops([spec]) == ops), None)
     options = {k: getattr(m, k) for k in ("modulus", "distractors", "shuffle", "symbols")}
     eval_options = {k: cfg.eval.problem_options.get(k, options[k]) for k in options}
     problems = [
