@@ -82,7 +82,7 @@ def parse_dotlist(schema, argv: list[str], base=None):
     try:
         merged = structured
         if base is not None:  # a config file gives whole maps: they replace the defaults' maps
-            layer = OmegaConf.create(base)
+            layer = OmegaConf.create(_str_keys(OmegaConf.to_container(OmegaConf.create(base))))
             merged = OmegaConf.merge(_clear_maps(merged, layer), layer)
         # on the command line, `splits={id: 2-4}` replaces a map while `splits.id=2-4` edits one entry
         merged = merged.copy()
@@ -91,7 +91,8 @@ def parse_dotlist(schema, argv: list[str], base=None):
             if value.lstrip().startswith("{") and OmegaConf.select(merged, key, default=None) is not None \
                     and OmegaConf.is_dict(OmegaConf.select(merged, key)):
                 OmegaConf.update(merged, key, {}, merge=False)
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(argv))
+        cli = _str_keys(OmegaConf.to_container(OmegaConf.from_dotlist(argv)))
+        merged = OmegaConf.merge(merged, OmegaConf.create(cli))
         return OmegaConf.to_object(merged)
     except ConfigKeyError as e:
         key = e.full_key or "?"
@@ -99,6 +100,17 @@ def parse_dotlist(schema, argv: list[str], base=None):
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"bad value for '{key}': {str(e).splitlines()[0]}") from None
+
+
+def _str_keys(node):
+    """Every map of the schema is keyed by strings, but YAML reads `{5: 0.5}` with an int key: an op bin
+    written as a bare number means the same as "5"."""
+    if isinstance(node, dict):
+        return {str(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else k: _str_keys(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_str_keys(v) for v in node]
+    return node
 
 
 def _clear_maps(cfg, layer):

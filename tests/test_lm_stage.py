@@ -92,6 +92,14 @@ def test_a_map_on_the_command_line_replaces_the_default():
     assert cfg.mixture.contexts == {"zoo": 1.0, "school": 1.0, "movie": 1.0}  # untouched maps keep defaults
 
 
+def test_a_single_op_bin_may_be_a_bare_number():
+    # YAML reads `{5: 0.5}` with an int key; it means the bin "5", on the CLI and in a config file
+    cfg = parse_dotlist(LMStageConfig, ["mixture.ops={2-4: 0.5, 5: 0.5}"])
+    assert cfg.mixture.ops == {"2-4": 0.5, "5": 0.5}
+    cfg = parse_dotlist(LMStageConfig, [], base={"mixture": {"ops": {6: 1}}})
+    assert cfg.mixture.ops == {"6": 1.0}
+
+
 def test_compiled_training_saves_plain_weights(tmp_path):
     final = run_lm_stage(tiny(budget_tokens=2 * 4 * 128, compile=True), tmp_path / "c", progress=False)
     eager = run_lm_stage(tiny(budget_tokens=2 * 4 * 128), tmp_path / "e", progress=False)
