@@ -96,7 +96,7 @@ def test_stage_keys_change_exactly_when_an_input_changes():
 
 @pytest.mark.parametrize("extra, message", [
     (["eval.contexts=[movie,zoo,school]"], "contexts and modes must be eval.s, in order"),
-    (["stages.ttrl_id.ops=2-5"], "its ops must be one split.s"),
+    (["stages.ttrl_id.ops=2-6"], "its ops must be one split.s"),  # straddles id and edge
     (["stages.ttrl_id.set.mixture.eval_set=24"], "eval_set must be eval.problems_per_bin"),
     (["stages.ttrl_id.set.mixture.eval_seed=5"], "eval_seed must be eval.seed"),
     (["stages.ttrl_id.set.mixture.modulus=23"], "generator options must be eval.s"),
