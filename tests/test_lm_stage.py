@@ -43,6 +43,13 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert run_lm_stage(tiny(), tmp_path / "b", progress=False) == resumed
 
 
+def test_the_same_config_trains_the_same_weights(tmp_path):
+    # eager training is bit-reproducible; compile=true is not (one-ulp kernel differences, README)
+    a = weights(run_lm_stage(tiny(budget_tokens=6 * 4 * 128), tmp_path / "a", progress=False))
+    b = weights(run_lm_stage(tiny(budget_tokens=6 * 4 * 128), tmp_path / "b", progress=False))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_short_pretrain_lowers_the_loss(tmp_path):
     run_lm_stage(tiny(budget_tokens=40 * 8 * 128, batch_size=8, optim=OptimConfig(lr=1e-2, warmup_frac=0.05)),
                  tmp_path, progress=False)
