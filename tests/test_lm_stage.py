@@ -32,6 +32,8 @@ def weights(directory):
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    # bit-equality also pins that eager training of one config is reproducible (compile=true is not:
+    # its CPU kernels differ by one ulp from run to run, README)
     unbroken = run_lm_stage(tiny(), tmp_path / "a", progress=False)
     with pytest.raises(RuntimeError, match="simulated kill"):
         run_lm_stage(tiny(), tmp_path / "b", progress=False, callbacks=[KillAt(7)])
@@ -41,13 +43,6 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a finished stage is not trained again
     assert run_lm_stage(tiny(), tmp_path / "b", progress=False) == resumed
-
-
-def test_the_same_config_trains_the_same_weights(tmp_path):
-    # eager training is bit-reproducible; compile=true is not (one-ulp kernel differences, README)
-    a = weights(run_lm_stage(tiny(budget_tokens=6 * 4 * 128), tmp_path / "a", progress=False))
-    b = weights(run_lm_stage(tiny(budget_tokens=6 * 4 * 128), tmp_path / "b", progress=False))
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_short_pretrain_lowers_the_loss(tmp_path):
