@@ -3,7 +3,7 @@ FLOPs/s, for a preset. Runs the real stage (`pipelines.rl.run_rl_stage`) for a f
 directory and reads its per-step CSV log.
 
 Usage: python bench/rl.py [--preset small] [--init DIR] [--steps 3] [--prompts 8] [--group 8] [--new 256]
-                          [--ops 2-4] [--precision 32-true] [--threads N]
+                          [--ops 2-4] [--precision auto] [--threads N]
 
 Without --init the model is the preset freshly initialised (with the project's tokenizer): its
 completions run to about max_new_tokens, which is the cost a study's rollouts are bounded by, and all
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -42,13 +43,13 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--ops", default="2-4")
-    ap.add_argument("--precision", default="32-true")
+    ap.add_argument("--precision", default="auto")
     ap.add_argument("--ppo-epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default; on a shared "
-                    "2-core box 2 threads ran 100x slower than 1)")
+    ap.add_argument("--threads", type=int, default=0, help="fixed torch threads (0: the project's default, "
+                    "every core while the machine is quiet, fewer beside busy programs)")
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        os.environ["GSM_TESTBED_THREADS"] = str(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="bench-rl-") as tmp:
         init = args.init
@@ -64,6 +65,7 @@ def main() -> None:
         run_rl_stage(cfg, Path(tmp) / "run", progress=False)
         total = time.perf_counter() - t0
         path = next((Path(tmp) / "run" / "logs").glob("version_*/metrics.csv"))
+        resolved = json.loads((Path(tmp) / "run" / "final" / "model.json").read_text())["summary"]
         rows = [r for r in csv.DictReader(open(path)) if r.get("reward")]
 
     def f(r, k):
@@ -74,7 +76,7 @@ def main() -> None:
     update = statistics.mean(f(r, "update_s") for r in timed)
     result = {
         "preset": args.preset if args.init is None else f"init={args.init}", "threads": torch.get_num_threads(),
-        "precision": args.precision, "prompts": args.prompts, "group": args.group, "max_new_tokens": args.new,
+        "precision": f"{resolved['precision']} ({resolved['speed_reasons']['precision']})", "prompts": args.prompts, "group": args.group, "max_new_tokens": args.new,
         "ppo_epochs": args.ppo_epochs, "steps_timed": len(timed),
         "step_s": rollout + update, "rollout_s": rollout, "update_s": update,
         "rollout_share": rollout / (rollout + update),
@@ -84,6 +86,7 @@ def main() -> None:
         "resp_len": statistics.mean(f(r, "resp_len") for r in timed),
         "first_step_s": f(rows[0], "rollout_s") + f(rows[0], "update_s"), "wall_s_total": total,
     }
+    print(f"machine: {resolved['machine']['cpu']}, isa {resolved['machine']['isa']}")
     for k, v in result.items():
         print(f"{k:>20}: {v:.4g}" if isinstance(v, float) else f"{k:>20}: {v}")
     print(json.dumps(result))

@@ -4,6 +4,7 @@ Usage: python bench/sample.py [--batch 128] [--prompt 150] [--new 200] [--runs 3
 Each timed run is a fresh child process (so peak RSS, ru_maxrss, is that engine's own), and the
 engines take turns run by run, so drifting load on a shared machine hits all of them alike.
 Rates count generated tokens only (batch x new / wall time, prefill included), EOS disabled.
+`ours-auto` samples at the precision evaluation and RL resolve to on this machine (models/speed.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from models import GPT, generate, model_config  # noqa: E402
-from machine_load import busy_cpu_seconds, own_cpu_seconds  # noqa: E402
+from models.machine import busy_cpu_seconds, describe_machine, own_cpu_seconds  # noqa: E402
+from models.speed import resolve_precision, uses_bf16  # noqa: E402
 
 VOCAB = 2000
 
@@ -95,7 +97,12 @@ def engine_hf(args, cache: str):
     return run, args.batch * args.new
 
 
+def auto_bf16(args) -> bool:
+    return uses_bf16(resolve_precision("auto", "cpu", build_ours(args), args.batch, workload="sample").value)
+
+
 ENGINES = {
+    "ours-auto": lambda a: engine_ours(a, auto_bf16(a), a.batch, 1),
     "ours-fp32": lambda a: engine_ours(a, False, a.batch, 1),
     "ours-bf16": lambda a: engine_ours(a, True, a.batch, 1),
     "ours-bf16-fanout": lambda a: engine_ours(a, True, a.batch // a.fanout, a.fanout),
@@ -136,7 +143,7 @@ def main():
                    help="new tokens for the no-cache run (few: flatters it, its cost grows with length)")
     p.add_argument("--fanout", type=int, default=8, help="samples per prompt in the fan-out run")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--engines", default="ours-fp32,ours-bf16,ours-bf16-fanout,recompute-fp32,hf-dynamic")
+    p.add_argument("--engines", default="ours-auto,ours-fp32,ours-bf16,ours-bf16-fanout,recompute-fp32,hf-dynamic")
     p.add_argument("--only", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.only:
@@ -144,6 +151,8 @@ def main():
 
     print(f"preset={args.preset} {args.override} batch={args.batch} prompt={args.prompt} new={args.new} "
           f"vocab={VOCAB} threads=2 torch={torch.__version__}; engines interleaved round-robin")
+    print(f"machine: {describe_machine()}")
+    print(f"ours-auto: precision {resolve_precision('auto', 'cpu', build_ours(args), args.batch, workload='sample')}")
     runs = {name: [] for name in args.engines.split(",")}
     for rep in range(args.runs):
         for name in list(runs):
@@ -166,7 +175,7 @@ def main():
         print(f"{name:18s} {medians[name]:8.0f} tok/s (median; runs {seconds} s)  "
               f"peak RSS {max(r['peak_rss_mib'] for r in rs):.0f} MiB  "
               f"other load {max(r['foreign_cores'] for r in rs):.2f} cores")
-    for ours in ("ours-fp32", "ours-bf16", "ours-bf16-fanout"):
+    for ours in ("ours-auto", "ours-fp32", "ours-bf16", "ours-bf16-fanout"):
         for other in ("recompute-fp32", "hf-dynamic", "hf-static"):
             if ours in medians and other in medians:
                 print(f"{ours} / {other}: {medians[ours] / medians[other]:.1f}x")

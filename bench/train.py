@@ -1,9 +1,12 @@
-"""Training throughput of a preset: eager fp32 vs bf16 autocast (vs torch.compile), side by side.
+"""Training throughput of a preset: the `auto` default against every explicit precision x compile mode,
+side by side.
 
 Usage: python bench/train.py [--preset small] [--batch 16] [--seq 512] [--steps 3] [--modes ...]
 Every mode gets its own copy of the same initial model and AdamW; timed steps are interleaved
 round-robin, so load from other jobs on the machine hits all modes alike. A step = forward, loss,
-backward, optimizer step. Reports the median tok/s per mode and its ratio to eager fp32.
+backward, optimizer step. `auto` is what a long pretraining stage resolves to on this machine
+(models/speed.py). Reports the machine, the median tok/s per mode, its ratio to eager fp32 and auto's
+ratio to the best explicit mode.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from models import GPT, autocast_context, maybe_compile, model_config  # noqa: E402
-from machine_load import busy_cpu_seconds, own_cpu_seconds  # noqa: E402
+from models.machine import describe_machine  # noqa: E402
+from models.speed import COMPILE_MIN_STEPS, resolve_compile, resolve_precision, uses_bf16  # noqa: E402
+from models.machine import busy_cpu_seconds, own_cpu_seconds  # noqa: E402
 
 VOCAB = 2000
 MODES = {  # name -> (bf16 autocast, torch.compile)
@@ -50,17 +55,27 @@ def main():
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--steps", type=int, default=3, help="timed steps per mode")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--modes", default="eager-fp32,eager-bf16")
+    p.add_argument("--modes", default="auto,eager-fp32,eager-bf16,compile-fp32,compile-bf16")
+    p.add_argument("--model", default="", help='overrides of the preset, e.g. "n_layer=4,ffn_hidden=384"')
     args = p.parse_args()
     torch.set_num_threads(2)
 
     torch.manual_seed(0)
-    base = GPT(model_config(args.preset, VOCAB, args.seq))
+    cfg = model_config(args.preset, VOCAB, args.seq)
+    for item in filter(None, args.model.split(",")):
+        key, value = item.split("=")
+        setattr(cfg, key, int(value))
+    base = GPT(cfg)
     data = torch.randint(10, VOCAB, (args.batch, args.seq + 1))
     x, y = data[:, :-1], data[:, 1:]
     tokens = args.batch * args.seq
     print(f"preset={args.preset} params={base.num_params() / 1e6:.2f}M batch={args.batch}x{args.seq} "
           f"flops/token={base.flops_per_token(args.seq) / 1e6:.1f}M threads=2 torch={torch.__version__}")
+    print(f"machine: {describe_machine()}")
+    precision = resolve_precision("auto", "cpu", base, tokens)
+    compiled = resolve_compile("auto", "cpu", steps=COMPILE_MIN_STEPS)  # as a long pretraining resolves
+    MODES["auto"] = (uses_bf16(precision.value), compiled.value)
+    print(f"auto: precision {precision}, compile {compiled}")
 
     steps, times = {}, {}
     for name in args.modes.split(","):
@@ -90,6 +105,10 @@ def main():
         print(f"{name:13s} {tokens / med:7.0f} tok/s  step {med * 1000:6.0f} ms (median of "
               f"{len(ts)}: {', '.join(f'{t:.2f}' for t in ts)} s)  {tokens * flops / med / 1e9:5.1f} "
               f"GFLOP/s{ratio}")
+    explicit = {n: statistics.median(ts) for n, ts in times.items() if n != "auto"}
+    if "auto" in times and explicit:
+        best = min(explicit, key=explicit.get)
+        print(f"auto / best explicit ({best}): {explicit[best] / statistics.median(times['auto']):.2f}x")
 
 
 if __name__ == "__main__":

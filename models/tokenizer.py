@@ -85,9 +85,11 @@ class Tokenizer:
         return join_words((self._id_to_token[i] for i in ids if i not in drop), _GLUED)
 
     def save(self, directory: str | Path) -> Path:
+        from gsm_synth.atomic import atomic_open  # several DDP ranks may save the same file at once
+
         path = Path(directory) / FILE_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._hf.save(str(path))
+        with atomic_open(path) as f:
+            f.write(self._hf.to_str())
         return path
 
     @classmethod

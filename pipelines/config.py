@@ -62,8 +62,8 @@ class LMStageConfig:
     batch_size: int = 16
     seq_len: int = 512
     prompt_loss_weight: float = 1.0  # weight of problem-text tokens in the loss (solution tokens: 1)
-    precision: str = "bf16-mixed"  # Lightning precision: bf16-mixed | 32-true | 16-mixed (GPU)
-    compile: bool = False  # torch.compile the training forward (bench/train.py: 1.79x eager fp32 with bf16)
+    precision: str = "auto"  # auto (from the machine, models/speed.py) | 32-true | bf16-mixed | 16-mixed (GPU)
+    compile: str = "auto"  # torch.compile the training forward: auto (long runs where it builds) | true | false
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"  # e.g. ddp on several GPUs: no code change
@@ -191,7 +191,7 @@ class RLStageConfig:
     budget_steps: Optional[int] = 200  # RL steps (rollout batches)
     budget_samples: Optional[int] = None  # trained samples (prompts x group_size, all devices)
     budget_flops: Optional[float] = None  # sampling + training + reference FLOPs, all devices
-    precision: str = "32-true"  # or bf16-mixed
+    precision: str = "auto"  # auto (from the machine, probed on rollout shapes) | 32-true | bf16-mixed
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"

@@ -22,7 +22,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -148,6 +148,7 @@ class EvalSpec:
     seed: int = 0  # problem stream, sampling and bootstrap
     batch_size: int = 256  # prompts x samples per sampler forward pass
     problem_options: dict[str, Any] = field(default_factory=dict)  # gsm_synth.generate options
+    precision: str = "auto"  # sampling: auto (from the machine, models/speed.py) | 32-true | bf16-mixed
 
 
 def active_bins(spec: EvalSpec) -> dict[str, str]:
@@ -172,6 +173,8 @@ def check_spec(spec: EvalSpec) -> None:
             check_mixture(ops, spec.contexts, spec.modes)
         except ValueError as e:
             raise ValueError(f"bin '{name}': {e}") from None
+    if spec.precision not in ("auto", "32-true", "bf16-mixed"):
+        raise ValueError(f"precision must be auto, 32-true or bf16-mixed (got '{spec.precision}')")
     pool = spec.problem_options.get("pool", "eval")
     if pool != "eval":
         raise ValueError(f"eval problems always come from pool 'eval' (got problem_options.pool={pool!r})")
@@ -195,9 +198,17 @@ def _is_module(model) -> bool:
     return hasattr(model, "parameters") and hasattr(model, "train")
 
 
+def resolve_precision(model, spec: EvalSpec, accelerator: str = "cpu"):
+    """(spec with its precision decided for this machine and model, the models.speed.Choice)."""
+    from models.speed import resolve_precision as choose  # torch-dependent: imported when sampling
+
+    choice = choose(spec.precision, accelerator, model, spec.batch_size, workload="sample")
+    return replace(spec, precision=choice.value), choice
+
+
 def make_sampler(model, tokenizer, spec: EvalSpec) -> SampleFn:
     """The batched KV-cache sampler as a SampleFn; each call gets its own seed derived from spec.seed."""
-    from models.sampler import generate  # the only torch-dependent import of this module
+    from models.sampler import generate  # torch-dependent: imported when sampling
 
     calls = itertools.count()
 
@@ -205,7 +216,7 @@ def make_sampler(model, tokenizer, spec: EvalSpec) -> SampleFn:
         return generate(model, prompts, n_samples=n, max_new_tokens=spec.max_new_tokens,
                         temperature=spec.temperature, top_p=spec.top_p, eos_id=tokenizer.eos_id,
                         pad_id=tokenizer.pad_id, seed=spec.seed * 1_000_003 + next(calls),
-                        max_batch=spec.batch_size)
+                        max_batch=spec.batch_size, autocast=spec.precision == "bf16-mixed")
     return sample
 
 
@@ -232,11 +243,15 @@ def _eval_mode(model):
 
 def sample_all(sample_fn: SampleFn, prompts: list[list[int]], spec: EvalSpec, progress: bool) -> list:
     """Completions for every prompt, in prompt order. Prompts of similar length share a call (less padding)."""
+    from models.machine import ThreadGovernor  # torch-dependent: imported when sampling
+
+    governor = ThreadGovernor().start()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     per_call = max(1, spec.batch_size // spec.n_samples)
     out, start_time, tokens, last_report = [None] * len(prompts), time.time(), 0, 0.0
     for start in range(0, len(order), per_call):
         chunk = order[start:start + per_call]
+        governor.step()
         got = sample_fn([prompts[i] for i in chunk], spec.n_samples)
         if len(got) != len(chunk) or any(len(s) != spec.n_samples for s in got):
             raise ValueError(f"sample_fn must return {spec.n_samples} completions for each of its "
@@ -338,6 +353,8 @@ def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = Tr
     prompts = [encode_prompt(tokenizer, p) for _, p in flat]
     if sample_fn is None and _is_module(model):
         _check_fits(model, prompts, spec)
+        if spec.precision == "auto":
+            spec = resolve_precision(model, spec)[0]
         sample_fn = make_sampler(model, tokenizer, spec)
     elif sample_fn is None:
         if not callable(model):
@@ -441,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.checkpoint import load_model  # imported late: it needs torch
 
         model, tokenizer = load_model(cmd.checkpoint)[:2]  # (model, tokenizer, meta)
+        spec, choice = resolve_precision(model, spec)
+        print(f"eval: precision {choice}", file=sys.stderr)
         results = evaluate(model, tokenizer, spec, progress=cmd.progress)
         paths = write_results(results, cmd.out or Path(cmd.checkpoint) / "eval")
     except ModuleNotFoundError as e:

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -24,12 +24,16 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 import gsm_synth
+from gsm_synth.atomic import atomic_open
 from models import GPT, GPTConfig, build_tokenizer, model_config
+from models.machine import configure_threads, machine_info
+from models.speed import resolve_compile, resolve_precision, warn_compile_fallback
 
 from .checkpoint import load_model, save_model
-from .stage_cli import stage_main
+from .stage_cli import announce, stage_main
 from .config import ConfigError, LMStageConfig, to_yaml
 from .data import BlockStream, Mixture
+from .share_cores import ShareCores
 
 FINAL, CKPT = "final", "ckpt"
 
@@ -43,16 +47,33 @@ class LMModule(pl.LightningModule):
         # Kept in a list so the compiled wrapper is not registered as a submodule: checkpoints keep the
         # plain module's parameter names (the wrapper shares its parameters).
         self._compiled = [torch.compile(self.model)] if compile else []
+        self.compile_failed = False
+
+    def forward_logits(self, x):
+        if self._compiled:
+            try:
+                return self._compiled[0](x)
+            except Exception as e:  # no C++ compiler, an unsupported platform: train eagerly, never crash
+                warn_compile_fallback(e)
+                self._compiled, self.compile_failed = [], True
+        return self.model(x)
 
     def training_step(self, batch, batch_idx):
         x, y, w, solution = batch
-        logits = (self._compiled[0] if self._compiled else self.model)(x)
+        logits = self.forward_logits(x)
         ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
-        loss = (ce * w.flatten()).sum() / w.sum()
-        self.log("loss", loss, prog_bar=True)
+        weight = w.sum()
+        if self.trainer.world_size > 1:
+            # DDP averages the ranks' gradients: dividing by the mean weight over ranks makes that average
+            # the gradient of the whole global batch's weighted mean, as on one process.
+            weight = self.trainer.strategy.reduce(weight.detach(), reduce_op="mean")
+        loss = (ce * w.flatten()).sum() / weight
+        sync = self.trainer.world_size > 1
+        self.log("loss", loss, prog_bar=True, sync_dist=sync)
         # Loss on solution tokens alone: the part that measures reasoning (problem text is mostly noise).
         sol = solution.flatten()
-        self.log("solution_loss", ce.detach()[sol].mean() if sol.any() else ce.new_zeros(()), prog_bar=True)
+        self.log("solution_loss", ce.detach()[sol].mean() if sol.any() else ce.new_zeros(()), prog_bar=True,
+                 sync_dist=sync)
         self.log("lr", self.lr_schedulers().get_last_lr()[0])
         return loss
 
@@ -126,6 +147,30 @@ def make_tokenizer():
     return build_tokenizer(gsm_synth.vocabulary(), gsm_synth.phrases())
 
 
+def model_config_for(cfg: LMStageConfig, vocab_size: int) -> dict:
+    """The architecture a from-scratch stage builds: its preset with `cfg.model` overrides."""
+    model_cfg = asdict(model_config(cfg.preset, vocab_size, cfg.max_seq_len))
+    unknown = set(cfg.model) - set(model_cfg)
+    if unknown:
+        raise ConfigError(f"unknown model key '{sorted(unknown)[0]}' (valid: {', '.join(model_cfg)})")
+    try:
+        return asdict(GPTConfig(**{**model_cfg, **cfg.model}))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad model override: {e}") from None
+
+
+def resolve_speed(cfg: LMStageConfig, model: GPT) -> tuple[LMStageConfig, dict]:
+    """cfg with precision and compile decided for this machine (explicit values stay), and why."""
+    steps = plan_steps(cfg, model.flops_per_token(cfg.seq_len))
+    try:
+        precision = resolve_precision(cfg.precision, cfg.accelerator, model, cfg.batch_size * cfg.seq_len)
+        compiled = resolve_compile(cfg.compile, cfg.accelerator, steps)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    resolved = replace(cfg, precision=precision.value, compile="true" if compiled.value else "false")
+    return resolved, {"precision": precision, "compile": compiled}
+
+
 def plan_steps(cfg: LMStageConfig, flops_per_token: float) -> int:
     tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.devices
     if cfg.budget_flops is not None:
@@ -171,22 +216,21 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         model_cfg = asdict(base.config)
     else:
         tokenizer = make_tokenizer()
-        model_cfg = asdict(model_config(cfg.preset, tokenizer.vocab_size, cfg.max_seq_len))
-        unknown = set(cfg.model) - set(model_cfg)
-        if unknown:
-            raise ConfigError(f"unknown model key '{sorted(unknown)[0]}' (valid: {', '.join(model_cfg)})")
-        try:
-            model_cfg = asdict(GPTConfig(**{**model_cfg, **cfg.model}))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"bad model override: {e}") from None
+        model_cfg = model_config_for(cfg, tokenizer.vocab_size)
         base = None
-    module = LMModule(model_cfg, asdict(cfg.optim), 1, compile=cfg.compile)
+    if cfg.devices == 1:
+        configure_threads()  # DDP ranks share the cores: Lightning gives each its part
+    cfg, choices = resolve_speed(cfg, GPT(GPTConfig(**model_cfg)))
+    if any(c.reason != "set" for c in choices.values()):  # a study resolves before it starts a stage
+        announce(f"pretrain/mid-train: precision {choices['precision']}, compile {choices['compile']}")
+    module = LMModule(model_cfg, asdict(cfg.optim), 1, compile=cfg.compile == "true")
     flops_per_token = module.model.flops_per_token(cfg.seq_len)
     module.total_steps = module.hparams.total_steps = total_steps = plan_steps(cfg, flops_per_token)
     if base is not None:
         module.model.load_state_dict(base.state_dict())
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(cfg))
+    with atomic_open(out / "config.yaml") as f:
+        f.write(to_yaml(cfg))
     tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
     ckpt = AtomicCheckpoint(dirpath=out / CKPT, save_last=True, save_top_k=0,
                             every_n_train_steps=cfg.checkpoint_every, enable_version_counter=False)
@@ -201,16 +245,20 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_steps=total_steps, gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
-        callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), *callbacks], enable_progress_bar=progress,
-        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, deterministic=False,
-        default_root_dir=out)
+        callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), ShareCores(), *callbacks],
+        enable_progress_bar=progress,
+        enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,
+        deterministic=False, default_root_dir=out)
     last = out / CKPT / "last.ckpt"
     trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg),
                 ckpt_path=str(last) if last.exists() else None, weights_only=False)
     if trainer.is_global_zero:
         summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
                    "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
-                   "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan")))}
+                   "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),
+                   "precision": cfg.precision, "compile": cfg.compile == "true" and not module.compile_failed,
+                   "speed_reasons": {k: c.reason for k, c in choices.items()},
+                   "devices": cfg.devices, "strategy": cfg.strategy, "machine": machine_info(cfg.accelerator)}
         save_model(final, module.model, tokenizer, {"summary": summary})
     return final
 

@@ -124,8 +124,34 @@ def draw_plots(cfg: StudyConfig, ev: Evidence, run_dir: Path) -> list[tuple[str,
     return drawn
 
 
+def machine_lines(machine: dict, stage_infos: list[dict]) -> list[str]:
+    """The '## Machine' section: this run's machine, and any other machine a cached stage was trained on."""
+    from models.machine import describe_machine
+
+    lines = ["## Machine", "", f"This run: {describe_machine(machine)}.", ""]
+    others = {}
+    for info in stage_infos:
+        m = info.get("machine")
+        if m and describe_machine(m) != describe_machine(machine):
+            others.setdefault(describe_machine(m), []).append(f"{info['name']} (seed {info['seed']})")
+    for text, stages in others.items():
+        lines += [f"Trained on another machine (from the cache): {', '.join(stages)}: {text}.", ""]
+    if any(info.get("machine") is None for info in stage_infos):
+        lines += ["Stages cached before machines were recorded: "
+                  + ", ".join(f"{i['name']} (seed {i['seed']})" for i in stage_infos if i.get("machine") is None)
+                  + " (machine unknown).", ""]
+    return lines
+
+
+def _speed(info: dict, ev_info: dict) -> str:
+    train = info.get("precision") or "?"
+    if info.get("compile"):
+        train += " + compile"
+    return f"{train}; eval {ev_info['precision']}" if ev_info.get("precision") else train
+
+
 def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_infos: dict, run_dir: Path,
-                 command: str, wall_s: float) -> dict:
+                 command: str, wall_s: float, machine: dict | None = None) -> dict:
     """report.md, plots, metrics.jsonl; returns {'findings': [...], 'rows': [...]}."""
     run_dir = Path(run_dir)
     evaluated = [m for m, node in cfg.stages.items() if node.eval]
@@ -163,8 +189,10 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
               "Process pass@k counts a sample only when its answer is right *and* every step verifies; "
               "outcome pass@k at large k is inflated by guessing when answers are residues mod a small prime.", ""]
 
-    lines += ["## Stages", "", "| stage | kind | starts from | trains on | seed | wall | FLOPs | result | cache key |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    if machine is not None:
+        lines += machine_lines(machine, stage_infos)
+    lines += ["## Stages", "", "| stage | kind | starts from | trains on | seed | wall | FLOPs | precision | result | "
+              "cache key |", "|---|---|---|---|---|---|---|---|---|---|"]
     for info in stage_infos:
         node = cfg.stages[info["name"]]
         s = info.get("summary", {})
@@ -174,7 +202,7 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
         wall = info["wall_s"] + ev_info.get("wall_s", 0.0)
         lines.append(f"| {label(cfg, info['name'])} | {info['kind']} | {node.after or '–'} | {info.get('trains_on', '–')} | "
                      f"{info['seed']} | {duration(wall)} | {info['flops'] + ev_info.get('flops', 0.0):.2e} | "
-                     f"{result} | `{info['key']}` |")
+                     f"{_speed(info, ev_info)} | {result} | `{info['key']}` |")
     lines += ["", "Wall time and FLOPs include the stage's evaluation (sampling: 2·N FLOPs per token).", ""]
 
     lines += ["## Results per split (mean over problems, 95 % bootstrap CI; seeds averaged per problem)", "",

@@ -51,13 +51,17 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, IterableDataset
 
+from gsm_synth.atomic import atomic_open
 from models import GPT, GPTConfig, generate
+from models.machine import configure_threads, machine_info
+from models.speed import resolve_precision
 
 from . import rewards as R
 from .checkpoint import load_model, save_model
-from .stage_cli import stage_main
+from .stage_cli import announce, stage_main
 from .config import ConfigError, RLStageConfig, to_yaml
 from .data import Mixture
+from .share_cores import ShareCores
 from .text import encode_prompt
 
 FINAL, CKPT = "final", "ckpt"
@@ -482,6 +486,17 @@ def validate(cfg: RLStageConfig) -> None:
     raise ConfigError("set one of budget_steps, budget_samples or budget_flops")
 
 
+def resolve_speed(cfg: RLStageConfig, model: GPT) -> tuple[RLStageConfig, dict]:
+    """cfg with its precision decided for this machine (an explicit value stays), and why. The probe
+    times sampling at the rollout's batch: rollouts are most of an RL step."""
+    rows = min(cfg.max_batch, cfg.prompts_per_step * R.samples_per_prompt(cfg.reward, cfg.group_size or 8))
+    try:
+        precision = resolve_precision(cfg.precision, cfg.accelerator, model, rows, workload="sample")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return replace(cfg, precision=precision.value), {"precision": precision}
+
+
 def plan_steps(cfg: RLStageConfig) -> int:
     """RL steps the budget allows; a FLOPs budget is checked as it is spent (the last step may overshoot)."""
     if cfg.budget_flops is not None:
@@ -503,19 +518,25 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
     except ValueError as e:
         raise ConfigError(str(e).splitlines()[0]) from None
     base, tokenizer, _ = load_model(cfg.init_from)
+    if cfg.devices == 1:
+        configure_threads()  # DDP ranks share the cores: Lightning gives each its part
+    cfg, choices = resolve_speed(cfg, base)
+    if choices["precision"].reason != "set":  # a study resolves before it starts a stage
+        announce(f"rl: precision {choices['precision']}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = GRPOModule(asdict(base.config), cfg)
     module.model.load_state_dict(base.state_dict())
     total_steps = plan_steps(cfg)
     module.attach(mixture, tokenizer, base if cfg.kl_coef > 0 else None, total_steps)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(cfg))
+    with atomic_open(out / "config.yaml") as f:
+        f.write(to_yaml(cfg))
     tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
     last = out / CKPT / "last.ckpt"
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=1, max_steps=-1, logger=[CSVLogger(out, name="logs", flush_logs_every_n_steps=1)],
-        callbacks=[RolloutCheckpoint(last, cfg.checkpoint_every), *callbacks], enable_progress_bar=progress,
+        callbacks=[RolloutCheckpoint(last, cfg.checkpoint_every), ShareCores(), *callbacks], enable_progress_bar=progress,
         enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=1, num_sanity_val_steps=0,
         default_root_dir=out)
     with warnings.catch_warnings():
@@ -529,7 +550,10 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
         summary = {"stage": "rl", "steps": st["step"], "samples": st["samples"], "flops": st["flops"],
                    "wall_s": st["wall_s"], "sampled_tokens": st["sampled_tokens"],
                    "params": module.model.num_params(), "reward_kind": cfg.reward.kind,
-                   "init_from": str(cfg.init_from), **{f"final_{k}": v for k, v in metrics.items()}}
+                   "init_from": str(cfg.init_from), **{f"final_{k}": v for k, v in metrics.items()},
+                   "precision": cfg.precision, "compile": False,
+                   "speed_reasons": {k: c.reason for k, c in choices.items()}, "devices": cfg.devices,
+                   "strategy": cfg.strategy, "machine": machine_info(cfg.accelerator)}
         save_model(final, module.model, tokenizer, {"summary": summary})
     return final
 

@@ -43,6 +43,7 @@ def describe_studies() -> str:
 
 def run_study(cfg: StudyConfig, command: str = "") -> Path:
     """Run (or resume) every stage, evaluate, and write the report; returns the run folder."""
+    from models.machine import configure_threads, describe_machine, machine_info
     from pipelines.claims import Evidence, read_problems, read_rl_log
     from pipelines.config import to_yaml
     from pipelines.evaluate import write_atomic
@@ -50,15 +51,19 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     from pipelines.stages import describe, log, plan, run_eval, run_stage
 
     started = time.time()
+    configure_threads()
+    runs = plan(cfg)  # resolves precision / compile per stage: a bad stage config fails here, before any output
+    machine = machine_info()
+    log(f"machine: {describe_machine(machine)}")
     run_dir = Path(cfg.out) / f"{cfg.study}-{cfg.preset}"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", to_yaml(cfg))
     spec = eval_spec(cfg)
-    runs = plan(cfg)
     forced: set[str] = set()
     stage_infos, eval_infos, problems, rl_logs = [], {}, {}, {}
     for i, run in enumerate(runs, 1):
-        log(f"stage {i}/{len(runs)}: {run.name} (seed {run.seed}, {run.kind} on {run.config.accelerator}) -> {run.dir}")
+        speed = "; ".join(f"{what} {choice}" for what, choice in run.speed.items())
+        log(f"stage {i}/{len(runs)}: {run.name} (seed {run.seed}, {run.kind} on {run.config.accelerator}; {speed}) -> {run.dir}")
         info = run_stage(run, cfg.progress, force=cfg.force and run.key not in forced)
         forced.add(run.key)
         info["trains_on"] = ", ".join(f"op {ops}" for ops in run.config.mixture.ops)
@@ -73,7 +78,7 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
             problems[(run.name, run.seed)] = read_problems(out)
             log(describe(run, ev_info, what="eval"))
     evidence = Evidence(problems, rl_logs, list(cfg.seeds), dict(cfg.splits))
-    result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started)
+    result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started, machine)
     for f in result["findings"]:
         log(f"{f['id']}: {f['verdict']}")
     log(f"report: {run_dir / 'report.md'}")

@@ -1,22 +1,56 @@
-"""The command line shared by the stages: `python -m pipelines.<stage> out=<dir> key=value ...`."""
+"""The command line shared by the stages: `python -m pipelines.<stage> out=<dir> [config=<file.yaml>] key=value ...`.
+
+`config=` reads a whole stage config (e.g. a stage's own config.yaml); key=value pairs override it. The
+study runner starts multi-process (DDP) stages this way, so Lightning can start one process per device.
+"""
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from .config import ConfigError, parse_dotlist
 
 
+def is_rank_zero() -> bool:
+    """True in a single process and in rank 0 of a Lightning-launched DDP group."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def announce(line: str) -> None:
+    """One line on stderr, printed once however many DDP processes run the stage."""
+    if is_rank_zero():
+        print(line, file=sys.stderr, flush=True)
+
+
+def read_config_file(path: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of keys to values")
+    return data
+
+
 def stage_main(schema, run, argv: list[str] | None = None) -> int:
-    """Parse `out=` and the dotlist into `schema`, call `run(cfg, out)`; errors are one line, exit 2."""
+    """Parse `out=`, `config=` and the dotlist into `schema`, call `run(cfg, out)`; errors are one line, exit 2."""
     argv = sys.argv[1:] if argv is None else argv
     outs = [a for a in argv if a.startswith("out=")]
-    rest = [a for a in argv if not a.startswith("out=")]
+    files = [a.split("=", 1)[1] for a in argv if a.startswith("config=")]
+    rest = [a for a in argv if not a.startswith(("out=", "config="))]
     try:
         if not outs:
             raise ConfigError("missing out=<directory> for the stage's artefacts")
-        final = run(parse_dotlist(schema, rest), outs[-1].split("=", 1)[1])
+        base = read_config_file(files[-1]) if files else None
+        final = run(parse_dotlist(schema, rest, base=base), outs[-1].split("=", 1)[1])
     except (ConfigError, ValueError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
-    print(f"model written to {final}")
+    if is_rank_zero():
+        print(f"model written to {final}")
     return 0

@@ -10,19 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pipelines.evaluate import EvalSpec, evaluate, write_atomic, write_results
+from pipelines.config import to_yaml
+from pipelines.evaluate import EvalSpec, evaluate, resolve_precision, write_atomic, write_results
 from pipelines.study import StudyConfig, order, stage_config, stage_seeds
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
 # sampler): old cache entries then stop matching instead of being silently reused.
 CODE_VERSION = 1
-# Settings that change how a stage runs but not what it produces: left out of the key.
-NOT_IN_KEY = {"checkpoint_every", "init_from", "compile", "max_batch", "micro_batch"}
+# Settings that change how a stage runs but not what it produces: left out of the key. Precision and
+# compile are in it, resolved for the machine: they change the trained model (compile by float ulps).
+NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch"}
 STAGE_INFO = "stage.json"
 
 
@@ -64,6 +67,8 @@ class StageRun:
     dir: Path
     config: object
     after: str | None = None  # upstream stage name
+    model: dict = field(default_factory=dict)  # the architecture it trains (GPTConfig fields)
+    speed: dict = field(default_factory=dict)  # precision / compile: models.speed.Choice, resolved at plan time
 
     @property
     def final(self) -> Path:
@@ -71,8 +76,14 @@ class StageRun:
 
 
 def plan(cfg: StudyConfig) -> list[StageRun]:
-    """Every (stage, seed) of the study in dependency order, with its cache directory."""
+    """Every (stage, seed) of the study in dependency order, with its cache directory and its precision
+    and compile resolved for this machine (they enter the key)."""
+    from models import GPT, GPTConfig
+    from pipelines.lm import make_tokenizer, model_config_for, resolve_speed as lm_speed
+    from pipelines.rl import resolve_speed as rl_speed
+
     cache = Path(cfg.out) / "cache"
+    vocab = make_tokenizer().vocab_size
     runs: list[StageRun] = []
     by_name: dict[tuple[str, int], StageRun] = {}
     for seed in cfg.seeds:
@@ -87,8 +98,10 @@ def plan(cfg: StudyConfig) -> list[StageRun]:
             upstream = by_name[(node.after, seed)] if node.after else None
             if upstream is not None:
                 config = replace(config, init_from=str(upstream.final))
+            model = upstream.model if upstream is not None else model_config_for(config, vocab)
+            config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, GPT(GPTConfig(**model)))
             key = stage_key(node.kind, config, upstream.key if upstream else None)
-            run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after)
+            run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after, model, speed)
             by_name[(name, seed)] = run
             runs.append(run)
     return runs
@@ -107,22 +120,45 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
         return {**json.loads(info_path.read_text()), "name": run.name, "seed": run.seed, "after": run.after,
                 "cached": True}
     started = time.time()
-    runner = run_rl_stage if run.kind == "rl" else run_lm_stage
-    final = runner(run.config, run.dir, progress=progress)
+    if run.config.devices > 1:
+        final = launch(run)
+    else:
+        runner = run_rl_stage if run.kind == "rl" else run_lm_stage
+        final = runner(run.config, run.dir, progress=progress)
     meta = json.loads((final / "model.json").read_text())
     summary = meta.get("summary", {})
     info = {"name": run.name, "seed": run.seed, "kind": run.kind, "key": run.key, "after": run.after,
             # an RL stage carries its training time through resumes; an LM stage's killed part is not counted
             "wall_s": max(time.time() - started, float(summary.get("wall_s", 0.0))),
-            "flops": summary.get("flops", 0.0), "summary": summary}
+            "flops": summary.get("flops", 0.0), "precision": summary.get("precision"),
+            "compile": summary.get("compile"), "machine": summary.get("machine"), "summary": summary}
     write_atomic(info_path, json.dumps(info, indent=2) + "\n")
     return {**info, "cached": False}
 
 
+def launch(run: StageRun) -> Path:
+    """Run a multi-device stage as its own command (`python -m pipelines.lm|rl out=... config=...`), so
+    that Lightning can start one process per device (DDP) without re-running the whole study."""
+    config_file = run.dir / "launch.yaml"
+    write_atomic(config_file, to_yaml(run.config))
+    module = "pipelines.rl" if run.kind == "rl" else "pipelines.lm"
+    cmd = [sys.executable, "-m", module, f"out={run.dir}", f"config={config_file}"]
+    log(f"[{run.name} seed {run.seed}] {run.config.devices} processes ({run.config.strategy}): {' '.join(cmd)}")
+    if subprocess.run(cmd).returncode != 0:
+        raise ValueError(f"stage {run.name} (seed {run.seed}) failed in its {run.config.devices}-process run; "
+                         "its error is printed above")
+    return run.final
+
+
 def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tuple[Path, dict]:
-    """Evaluate a stage's final model on the study's splits (cached like a stage)."""
+    """Evaluate a stage's final model on the study's splits (cached like a stage), at the precision
+    resolved for this machine (part of the eval key)."""
+    from models.machine import machine_info
     from pipelines.checkpoint import load_model
 
+    device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
+    model, tokenizer, _ = load_model(run.final, device=device)
+    spec, choice = resolve_precision(model, spec, run.config.accelerator)
     out = run.dir / f"eval-{eval_key(spec, run.key)}"
     done = out / "done.json"
     if force and out.exists():
@@ -130,13 +166,12 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
     if done.is_file():
         return out, {**json.loads(done.read_text()), "cached": True}
     started = time.time()
-    device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
-    model, tokenizer, _ = load_model(run.final, device=device)
     results = evaluate(model, tokenizer, spec, progress=progress)
     write_results(results, out)
     tokens = sum(r["tokens"] for r in results["problems"])
     info = {"wall_s": time.time() - started, "sampled_tokens": tokens,
-            "flops": tokens * model.flops_per_token(spec.max_new_tokens) / 3.0}  # forward only: 2N of 6N
+            "flops": tokens * model.flops_per_token(spec.max_new_tokens) / 3.0,  # forward only: 2N of 6N
+            "precision": spec.precision, "precision_reason": choice.reason, "machine": machine_info(device)}
     write_atomic(done, json.dumps(info, indent=2) + "\n")
     return out, {**info, "cached": False}
 
@@ -150,6 +185,8 @@ def describe(run: StageRun, info: dict, what: str = "") -> str:
     if "steps" in s and run.kind == "rl" and not what:
         bits.append(f"{s['steps']} steps, reward {s.get('final_reward', float('nan')):.3f}")
     bits.append(f"{duration(info.get('wall_s', 0.0))}, {info.get('flops', 0.0):.2e} FLOPs")
+    if what and info.get("precision"):
+        bits.append(f"precision {info['precision']}")
     if info.get("cached"):
         bits.append("(cached)")
     return ", ".join(bits)

@@ -20,7 +20,15 @@ from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_do
 from pipelines.data import union_ops
 from pipelines.evaluate import DEFAULT_BINS, EvalSpec
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+def _studies_dir() -> Path:
+    """studies/ of an installed copy (package data, pipelines/studies/) or of the source checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "studies"
+    return installed if (installed / "defaults.yaml").is_file() else here.parent / "studies"
+
+
+STUDIES_DIR = _studies_dir()
+DEFAULT_PRESET = "small"  # a study's YAML may name its own (`preset: tiny` in smoke.yaml)
 PRESETS = ("tiny", "small", "paper")
 STAGE_KINDS = ("pretrain", "midtrain", "rl")
 CLAIM_KINDS = ("greater", "same", "not_greater", "below", "above")
@@ -160,10 +168,12 @@ def load_study(argv: list[str]) -> StudyConfig:
     for arg in argv:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
-    name, preset = _pick(argv, "study", "smoke"), _pick(argv, "preset", "small")
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
+    name = _pick(argv, "study", "smoke")
     study = _read_yaml(study_path(name), "study")
+    preset = _pick(argv, "preset", str(study.get("preset", DEFAULT_PRESET)))
+    if preset not in PRESETS:
+        where = "" if any(a.startswith("preset=") for a in argv) else f" (the default of study '{name}')"
+        raise ConfigError(f"unknown preset '{preset}'{where}; presets: {', '.join(PRESETS)}")
     study_presets = study.pop("presets", {}) or {}
     if not isinstance(study_presets, dict) or any(p not in PRESETS for p in study_presets):
         raise ConfigError(f"study '{name}': presets must map some of {', '.join(PRESETS)} to overrides")
@@ -174,7 +184,8 @@ def load_study(argv: list[str]) -> StudyConfig:
     for layer in layers:
         base = _merge(base, layer)
     base = {**base, "study": Path(name).stem if name.endswith((".yaml", ".yml")) else name, "preset": preset}
-    cfg = parse_dotlist(StudyConfig, argv, base=base)
+    # study= and preset= are settled above (a study file's run folder is named by its stem)
+    cfg = parse_dotlist(StudyConfig, [a for a in argv if not a.startswith(("study=", "preset="))], base=base)
     check_study(cfg)
     return cfg
 
