@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from models import GPT, generate, model_config  # noqa: E402
-from models.machine import busy_cpu_seconds, describe_machine, own_cpu_seconds  # noqa: E402
+from models.machine import LoadMeter, describe_machine  # noqa: E402
 from models.speed import resolve_precision, uses_bf16  # noqa: E402
 
 VOCAB = 2000
@@ -123,10 +123,10 @@ def child(args):
             return
     run, n_tokens = ENGINES[args.only](args)
     run(warmup=True)
-    busy0, own0, t0 = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    meter, t0 = LoadMeter(), time.perf_counter()
     run(warmup=False)
     seconds = time.perf_counter() - t0
-    foreign = (busy_cpu_seconds() - busy0 - (own_cpu_seconds() - own0)) / seconds
+    foreign = meter.foreign_cores()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"tok_s": n_tokens / seconds, "seconds": seconds, "peak_rss_mib": peak_mib,
                       "foreign_cores": foreign}))

@@ -22,9 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from models import GPT, autocast_context, maybe_compile, model_config  # noqa: E402
-from models.machine import describe_machine  # noqa: E402
+from models.machine import LoadMeter, describe_machine  # noqa: E402
 from models.speed import COMPILE_MIN_STEPS, resolve_compile, resolve_precision, uses_bf16  # noqa: E402
-from models.machine import busy_cpu_seconds, own_cpu_seconds  # noqa: E402
 
 VOCAB = 2000
 MODES = {  # name -> (bf16 autocast, torch.compile)
@@ -87,14 +86,13 @@ def main():
             loss = steps[name](x, y)
         print(f"{name:13s} warm-up {time.perf_counter() - t0:6.1f} s (loss {loss:.3f})", flush=True)
 
-    busy0, own0, wall0 = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    meter = LoadMeter()
     for _ in range(args.steps):
         for name, step in steps.items():
             t0 = time.perf_counter()
             step(x, y)
             times[name].append(time.perf_counter() - t0)
-    foreign = busy_cpu_seconds() - busy0 - (own_cpu_seconds() - own0)
-    print(f"other processes used {foreign / (time.perf_counter() - wall0):.2f} cores on average "
+    print(f"other processes used {meter.foreign_cores():.2f} cores on average "
           f"while timing (0 = quiet machine)")
 
     flops = base.flops_per_token(args.seq)

@@ -95,14 +95,32 @@ def fixed_threads() -> int:
     return int(os.environ.get("GSM_TESTBED_THREADS", "0") or 0)
 
 
+def _allowed_cpus() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
 def busy_cpu_seconds() -> float:
-    """CPU seconds used by the whole machine so far (Linux /proc/stat; 0 elsewhere)."""
+    """CPU seconds the CPUs this process may use have been busy so far (Linux /proc/stat; 0 elsewhere).
+    Only those CPUs count: in a container or under taskset, other tenants' cores are not our business."""
+    allowed = _allowed_cpus()
+    total = 0
     try:
         with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
+            for line in f:
+                name, *values = line.split()
+                if not name.startswith("cpu") or name == "cpu":
+                    continue
+                if allowed is not None and int(name[3:]) not in allowed:
+                    continue
+                # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+                v = [int(x) for x in values[:8]]
+                total += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
     except (OSError, ValueError):
         return 0.0
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:
@@ -110,53 +128,91 @@ def own_cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+class LoadMeter:
+    """How many cores other programs kept busy since the last mark (this process's own time excluded)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.mark()
+
+    def mark(self) -> None:
+        self.t0, self.busy0, self.own0 = self.clock(), busy_cpu_seconds(), own_cpu_seconds()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.t0
+
+    def foreign_cores(self) -> float:
+        own = own_cpu_seconds() - self.own0
+        return max(0.0, busy_cpu_seconds() - self.busy0 - own) / max(self.elapsed(), 1e-9)
+
+
 class ThreadGovernor:
     """Shares a busy machine fairly: every core while the machine is quiet, and the cores other programs
-    leave free while they run. Call step() between units of work (training steps, sampler calls).
+    leave free while they run. Use it as a context (`with ThreadGovernor() as g:`, or start() / stop())
+    and call step() between units of work (training steps, sampler calls); stop() restores the thread
+    count it found.
 
     Why: OpenMP threads wait for each other at every parallel region, so one thread that shares its core
-    with a busy program stalls all of them: on 2 cores beside one busy process, 2 threads trained 4x
+    with a busy program stalls all of them: on 2 cores beside one busy process, 2 threads trained 3-4x
     slower than alone, 1 thread not at all slower (bench/shared_machine.py, docs/experiments.md). The
-    thread count does not change the results (tested bit for bit, fp32 and bf16). Off under DDP (the
+    thread count does not change the results (checked bit for bit, fp32 and bf16). Off under DDP (the
     other ranks would count as foreign load) and where GSM_TESTBED_THREADS fixes the count."""
 
-    def __init__(self, interval: float = 1.0, enabled: bool = True):
+    def __init__(self, interval: float = 1.0, enabled: bool = True, clock=time.monotonic):
         self.cores, self.interval = cores(), interval
         self.enabled = enabled and not fixed_threads() and self.cores > 1 and busy_cpu_seconds() > 0
-        self._mark()
+        self.meter = LoadMeter(clock)
+        self._previous = None
 
     def start(self) -> "ThreadGovernor":
         """Begin with every core (or GSM_TESTBED_THREADS) and a fresh load window."""
+        import torch
+
+        self._previous = torch.get_num_threads()
         configure_threads()
-        self._mark()
+        self.meter.mark()
         return self
 
-    def _mark(self) -> None:
-        self.t0, self.busy0, self.own0 = time.monotonic(), busy_cpu_seconds(), own_cpu_seconds()
+    def stop(self) -> None:
+        import torch
+
+        if self._previous is not None and torch.get_num_threads() != self._previous:
+            torch.set_num_threads(self._previous)
+        self._previous = None
+
+    def __enter__(self) -> "ThreadGovernor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def step(self) -> None:
-        if not self.enabled or time.monotonic() - self.t0 < self.interval:
+        if not self.enabled or self.meter.elapsed() < self.interval:
             return
         import torch
 
-        elapsed = time.monotonic() - self.t0
-        foreign = (busy_cpu_seconds() - self.busy0 - (own_cpu_seconds() - self.own0)) / elapsed
-        threads = max(1, min(self.cores, round(self.cores - foreign)))
+        threads = max(1, min(self.cores, round(self.cores - self.meter.foreign_cores())))
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
-        self._mark()
+        self.meter.mark()
 
 
 def machine_info(device: str = "cpu") -> dict:
-    """A JSON-ready record of this machine, for stage.json and reports."""
+    """A JSON-ready record of this machine, for stage.json and reports. `threads` is the configured
+    count (the governor may use fewer while other programs are busy)."""
     import torch
 
     info = {"cpu": cpu_model(), "arch": platform.machine(), "isa": isa_flags(), "native_bf16": native_bf16(),
-            "cores": cores(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cores": cores(), "threads": fixed_threads() or cores(), "torch": torch.__version__,
             "os": platform.system(), "device": "cpu"}
     if device in ("gpu", "cuda") and torch.cuda.is_available():
         info["device"] = f"cuda: {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}"
     return info
+
+
+def same_machine(a: dict, b: dict) -> bool:
+    """The same CPU and torch (thread settings and the device a stage ran on aside)."""
+    return all(a.get(k) == b.get(k) for k in ("cpu", "arch", "isa", "cores", "torch"))
 
 
 def describe_machine(info: dict | None = None) -> str:

@@ -85,17 +85,26 @@ def check_precision(value) -> str:
     return value
 
 
+def device_kind(accelerator: str) -> str:
+    """'cuda', 'cpu' or another accelerator's name, for a Lightning accelerator setting."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu" if accelerator == "auto" else accelerator
+
+
 def resolve_precision(requested, accelerator: str = "cpu", model=None, tokens: int = PROBE_TOKENS,
-                      workload: str = "train") -> Choice:
-    """The precision to run `workload` ('train' or 'sample') of `model` with on this machine."""
+                      workload: str = "train", memory: Path | None = None) -> Choice:
+    """The precision to run `workload` ('train' or 'sample') of `model` with on this machine. Only the
+    model's config is read. `memory`: a second probe memory file (a study keeps one beside its cache)."""
     requested = check_precision(requested)
     if requested != "auto":
         return Choice(requested, "set")
-    if accelerator in ("gpu", "cuda"):
+    kind = device_kind(accelerator)
+    if kind == "cuda":
         if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
             return Choice("bf16-mixed", "auto: the CUDA device supports bf16")
         return Choice("32-true", "auto: no bf16 on this device")
-    if accelerator not in ("cpu", "auto"):
+    if kind != "cpu":
         return Choice("32-true", f"auto: fp32 on {accelerator}")
     native = machine.native_bf16()
     if native is False:
@@ -103,27 +112,30 @@ def resolve_precision(requested, accelerator: str = "cpu", model=None, tokens: i
     if model is None:
         return Choice("32-true", "auto: no model to probe bf16 with")
     where = "native bf16" if native else "bf16 support unknown"
-    ratio = probe_bf16(model, tokens, workload)
+    try:
+        ratio = probe_bf16(model, tokens, workload, memory)
+    except Exception as e:  # a probe must never stop a run: fp32 always works
+        return Choice("32-true", f"auto: {where}, the bf16 probe failed ({type(e).__name__})")
     if ratio >= BF16_MIN_SPEEDUP:
         return Choice("bf16-mixed", f"auto: {where}, measured {ratio:.2f}x fp32")
     return Choice("32-true", f"auto: {where} but measured {ratio:.2f}x fp32")
 
 
-def probe_bf16(model, tokens: int, workload: str) -> float:
+def probe_bf16(model, tokens: int, workload: str, memory: Path | None = None) -> float:
     """bf16 speed / fp32 speed for this workload and model shape, measured once per machine."""
     shape = {k: getattr(model.config, k) for k in ("n_layer", "n_embd", "n_head", "n_kv_head", "ffn_hidden",
                                                    "vocab_size")}
     key = _probe_key({"probe": "bf16", "workload": workload, "tokens": int(tokens), **shape})
-    return remembered(key, lambda: _time_bf16(model, int(tokens), workload))
+    return remembered(key, lambda: _time_bf16(model, int(tokens), workload), memory)
 
 
 def _time_bf16(model, tokens: int, workload: str, reps: int = 3) -> float:
-    import copy
-
+    """Only model.config is read (the model may live on the meta device); the probe has its own weights."""
     from models.gpt import GPT
 
-    probe = GPT(model.config)  # fresh weights: the probe must not touch the caller's model or RNG
-    probe.load_state_dict(copy.deepcopy(model.state_dict()))
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream stays where it was
+        torch.manual_seed(0)
+        probe = GPT(model.config)
     gen = torch.Generator().manual_seed(0)
     if workload == "sample":
         from models.sampler import generate
@@ -163,7 +175,8 @@ def check_compile(value) -> str:
     return text
 
 
-def resolve_compile(requested, accelerator: str = "cpu", steps: int = 0, workload: str = "train") -> Choice:
+def resolve_compile(requested, accelerator: str = "cpu", steps: int = 0, workload: str = "train",
+                    memory: Path | None = None) -> Choice:
     """Whether to torch.compile the training forward of a run of `steps` optimizer steps."""
     requested = check_compile(requested)
     if requested != "auto":
@@ -172,24 +185,27 @@ def resolve_compile(requested, accelerator: str = "cpu", steps: int = 0, workloa
         return Choice(False, "auto: sampling shapes change every step")
     if steps < COMPILE_MIN_STEPS:
         return Choice(False, f"auto: {steps} steps do not repay ~30 s of compilation")
-    problem = compile_problem()
+    kind = device_kind(accelerator)
+    if kind not in ("cpu", "cuda"):
+        return Choice(False, f"auto: not on {accelerator}")
+    problem = compile_problem(kind, memory)
     if problem:
         return Choice(False, f"auto: torch.compile does not work here ({problem})")
     return Choice(True, f"auto: {steps} steps")
 
 
-def compile_problem() -> str | None:
-    """None if torch.compile builds and runs a small function here, else why not (remembered)."""
-    key = _probe_key({"probe": "compile"})
-    verdict = remembered(key, _try_compile)
+def compile_problem(device: str = "cpu", memory: Path | None = None) -> str | None:
+    """None if torch.compile builds and runs a small function on `device` here, else why not (remembered)."""
+    key = _probe_key({"probe": "compile", "device": device})
+    verdict = remembered(key, lambda: _try_compile(device), memory)
     return None if verdict == "ok" else verdict
 
 
-def _try_compile() -> str:
+def _try_compile(device: str = "cpu") -> str:
     try:
         torch._dynamo.reset()
         fn = torch.compile(lambda x: torch.nn.functional.silu(x) * 2 + 1)
-        x = torch.randn(64)
+        x = torch.randn(64, device=device)
         if not torch.allclose(fn(x), torch.nn.functional.silu(x) * 2 + 1):
             return "a compiled function gave a wrong result"
         return "ok"
@@ -213,30 +229,39 @@ def cache_path() -> Path:
 
 
 def _probe_key(payload: dict) -> str:
+    """The probe and the machine: CPU, ISA flags, cores, torch (not the thread setting, so that a decision
+    and the cache keys built on it stay put when GSM_TESTBED_THREADS changes)."""
     info = machine.machine_info()
-    fingerprint = {k: info[k] for k in ("cpu", "arch", "isa", "cores", "threads", "torch")}
+    fingerprint = {k: info[k] for k in ("cpu", "arch", "isa", "cores", "torch")}
     text = json.dumps({**payload, "machine": fingerprint}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def remembered(key: str, measure):
-    """The value stored under `key`, or measure() stored there. An unreadable file is measured again."""
-    path = cache_path()
+def _read_memory(path: Path) -> dict:
     try:
         memory = json.loads(path.read_text())
-        if not isinstance(memory, dict):
-            memory = {}
     except (OSError, ValueError):
-        memory = {}
-    if key in memory:
-        return memory[key]["value"]
-    value = measure()
-    memory[key] = {"value": value, "when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine.cpu_model()}
-    try:
-        from gsm_synth.atomic import atomic_open
+        return {}
+    return memory if isinstance(memory, dict) else {}
 
-        with atomic_open(path) as f:
-            json.dump(memory, f, indent=1)
-    except OSError:  # a read-only home still runs; it probes again next time
-        pass
-    return value
+
+def remembered(key: str, measure, memory: Path | None = None):
+    """The value stored under `key` in `memory` or the user's memory file, or measure() stored in both.
+
+    A study passes a memory file beside its stage cache: its stages' keys are built on these decisions,
+    so they stay put for that cache even if the user's file is deleted. Unreadable files count as empty."""
+    paths = [p for p in (memory, cache_path()) if p is not None]
+    memories = [_read_memory(p) for p in paths]
+    entry = next((m[key] for m in memories if isinstance(m.get(key), dict) and "value" in m[key]), None)
+    if entry is None:
+        entry = {"value": measure(), "when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine.cpu_model()}
+    for path, stored in zip(paths, memories):
+        if stored.get(key) != entry:
+            try:
+                from gsm_synth.atomic import atomic_open
+
+                with atomic_open(path) as f:
+                    json.dump({**stored, key: entry}, f, indent=1)
+            except OSError:  # a read-only place still runs; it probes again next time
+                pass
+    return entry["value"]

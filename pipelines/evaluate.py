@@ -39,6 +39,7 @@ from pipelines.text import completion_to_solution, encode_prompt
 SampleFn = Callable[[list[list[int]], int], list[list[list[int]]]]
 FLAVOURS = ("outcome", "process")
 DEFAULT_BINS = {"id": "2-10", "edge": "11-14", "hard": "15-20"}
+EVAL_PRECISIONS = ("auto", "32-true", "bf16-mixed")  # sampling: bf16 autocast or not
 MAJ_SUBSETS = 32  # random k-subsets averaged by maj@k when enumerating them all would cost more
 
 
@@ -173,8 +174,8 @@ def check_spec(spec: EvalSpec) -> None:
             check_mixture(ops, spec.contexts, spec.modes)
         except ValueError as e:
             raise ValueError(f"bin '{name}': {e}") from None
-    if spec.precision not in ("auto", "32-true", "bf16-mixed"):
-        raise ValueError(f"precision must be auto, 32-true or bf16-mixed (got '{spec.precision}')")
+    if spec.precision not in EVAL_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(EVAL_PRECISIONS)} (got '{spec.precision}')")
     pool = spec.problem_options.get("pool", "eval")
     if pool != "eval":
         raise ValueError(f"eval problems always come from pool 'eval' (got problem_options.pool={pool!r})")
@@ -198,11 +199,14 @@ def _is_module(model) -> bool:
     return hasattr(model, "parameters") and hasattr(model, "train")
 
 
-def resolve_precision(model, spec: EvalSpec, accelerator: str = "cpu"):
-    """(spec with its precision decided for this machine and model, the models.speed.Choice)."""
+def resolve_eval_precision(model, spec: EvalSpec, accelerator: str | None = None, memory=None):
+    """(spec with its precision decided for this machine and model, the models.speed.Choice). The
+    accelerator defaults to where the model's weights are."""
     from models.speed import resolve_precision as choose  # torch-dependent: imported when sampling
 
-    choice = choose(spec.precision, accelerator, model, spec.batch_size, workload="sample")
+    if accelerator is None:
+        accelerator = "gpu" if next(model.parameters()).device.type == "cuda" else "cpu"
+    choice = choose(spec.precision, accelerator, model, spec.batch_size, workload="sample", memory=memory)
     return replace(spec, precision=choice.value), choice
 
 
@@ -242,29 +246,30 @@ def _eval_mode(model):
 
 
 def sample_all(sample_fn: SampleFn, prompts: list[list[int]], spec: EvalSpec, progress: bool) -> list:
-    """Completions for every prompt, in prompt order. Prompts of similar length share a call (less padding)."""
+    """Completions for every prompt, in prompt order. Prompts of similar length share a call (less padding).
+    Threads follow the machine's load between calls (models.machine.ThreadGovernor) and are restored."""
     from models.machine import ThreadGovernor  # torch-dependent: imported when sampling
 
-    governor = ThreadGovernor().start()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     per_call = max(1, spec.batch_size // spec.n_samples)
     out, start_time, tokens, last_report = [None] * len(prompts), time.time(), 0, 0.0
-    for start in range(0, len(order), per_call):
-        chunk = order[start:start + per_call]
-        governor.step()
-        got = sample_fn([prompts[i] for i in chunk], spec.n_samples)
-        if len(got) != len(chunk) or any(len(s) != spec.n_samples for s in got):
-            raise ValueError(f"sample_fn must return {spec.n_samples} completions for each of its "
-                             f"{len(chunk)} prompts")
-        for i, samples in zip(chunk, got):
-            out[i] = [list(s) for s in samples]
-            tokens += sum(len(s) for s in samples)
-        done, dt = min(start + per_call, len(order)), time.time() - start_time
-        if progress and (dt - last_report >= 10 or done == len(order)):  # a line every 10 s at most
-            last_report = dt
-            eta = dt / done * (len(order) - done)
-            print(f"eval: {done}/{len(order)} problems, {dt:.1f} s, ETA {eta:.0f} s, "
-                  f"{tokens / max(dt, 1e-9):.0f} tok/s", file=sys.stderr, flush=True)
+    with ThreadGovernor() as governor:
+        for start in range(0, len(order), per_call):
+            chunk = order[start:start + per_call]
+            governor.step()
+            got = sample_fn([prompts[i] for i in chunk], spec.n_samples)
+            if len(got) != len(chunk) or any(len(s) != spec.n_samples for s in got):
+                raise ValueError(f"sample_fn must return {spec.n_samples} completions for each of its "
+                                 f"{len(chunk)} prompts")
+            for i, samples in zip(chunk, got):
+                out[i] = [list(s) for s in samples]
+                tokens += sum(len(s) for s in samples)
+            done, dt = min(start + per_call, len(order)), time.time() - start_time
+            if progress and (dt - last_report >= 10 or done == len(order)):  # a line every 10 s at most
+                last_report = dt
+                eta = dt / done * (len(order) - done)
+                print(f"eval: {done}/{len(order)} problems, {dt:.1f} s, ETA {eta:.0f} s, "
+                      f"{tokens / max(dt, 1e-9):.0f} tok/s", file=sys.stderr, flush=True)
     return out
 
 
@@ -354,7 +359,7 @@ def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = Tr
     if sample_fn is None and _is_module(model):
         _check_fits(model, prompts, spec)
         if spec.precision == "auto":
-            spec = resolve_precision(model, spec)[0]
+            spec = resolve_eval_precision(model, spec)[0]
         sample_fn = make_sampler(model, tokenizer, spec)
     elif sample_fn is None:
         if not callable(model):
@@ -458,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.checkpoint import load_model  # imported late: it needs torch
 
         model, tokenizer = load_model(cmd.checkpoint)[:2]  # (model, tokenizer, meta)
-        spec, choice = resolve_precision(model, spec)
+        spec, choice = resolve_eval_precision(model, spec)
         print(f"eval: precision {choice}", file=sys.stderr)
         results = evaluate(model, tokenizer, spec, progress=cmd.progress)
         paths = write_results(results, cmd.out or Path(cmd.checkpoint) / "eval")

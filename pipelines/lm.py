@@ -159,12 +159,15 @@ def model_config_for(cfg: LMStageConfig, vocab_size: int) -> dict:
         raise ConfigError(f"bad model override: {e}") from None
 
 
-def resolve_speed(cfg: LMStageConfig, model: GPT) -> tuple[LMStageConfig, dict]:
-    """cfg with precision and compile decided for this machine (explicit values stay), and why."""
+def resolve_speed(cfg: LMStageConfig, model: GPT, memory: Path | None = None) -> tuple[LMStageConfig, dict]:
+    """cfg with precision and compile decided for this machine (explicit values stay), and why. Only the
+    model's shape is read (a meta-device model will do); `memory`: see models.speed.remembered."""
+    validate(cfg)
     steps = plan_steps(cfg, model.flops_per_token(cfg.seq_len))
     try:
-        precision = resolve_precision(cfg.precision, cfg.accelerator, model, cfg.batch_size * cfg.seq_len)
-        compiled = resolve_compile(cfg.compile, cfg.accelerator, steps)
+        precision = resolve_precision(cfg.precision, cfg.accelerator, model, cfg.batch_size * cfg.seq_len,
+                                      memory=memory)
+        compiled = resolve_compile(cfg.compile, cfg.accelerator, steps, memory=memory)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     resolved = replace(cfg, precision=precision.value, compile="true" if compiled.value else "false")
@@ -220,7 +223,9 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         base = None
     if cfg.devices == 1:
         configure_threads()  # DDP ranks share the cores: Lightning gives each its part
-    cfg, choices = resolve_speed(cfg, GPT(GPTConfig(**model_cfg)))
+    with torch.device("meta"):  # shapes only
+        shape = GPT(GPTConfig(**model_cfg))
+    cfg, choices = resolve_speed(cfg, shape)
     if any(c.reason != "set" for c in choices.values()):  # a study resolves before it starts a stage
         announce(f"pretrain/mid-train: precision {choices['precision']}, compile {choices['compile']}")
     module = LMModule(model_cfg, asdict(cfg.optim), 1, compile=cfg.compile == "true")

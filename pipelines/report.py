@@ -126,26 +126,32 @@ def draw_plots(cfg: StudyConfig, ev: Evidence, run_dir: Path) -> list[tuple[str,
 
 def machine_lines(machine: dict, stage_infos: list[dict]) -> list[str]:
     """The '## Machine' section: this run's machine, and any other machine a cached stage was trained on."""
-    from models.machine import describe_machine
+    from models.machine import describe_machine, same_machine
 
     lines = ["## Machine", "", f"This run: {describe_machine(machine)}.", ""]
+    decisions = {}
+    for info in stage_infos:  # precision / compile as resolved for this machine, and why
+        if info.get("resolved"):
+            text = "; ".join(f"{what} {choice}" for what, choice in info["resolved"].items())
+            decisions.setdefault(text, []).append(f"{info['name']} (seed {info['seed']})")
+    lines += [f"- {', '.join(stages)}: {text}" for text, stages in decisions.items()] + ([""] if decisions else [])
     others = {}
     for info in stage_infos:
-        m = info.get("machine")
-        if m and describe_machine(m) != describe_machine(machine):
+        m = info.get("summary", {}).get("machine")
+        if m and not same_machine(m, machine):
             others.setdefault(describe_machine(m), []).append(f"{info['name']} (seed {info['seed']})")
     for text, stages in others.items():
         lines += [f"Trained on another machine (from the cache): {', '.join(stages)}: {text}.", ""]
-    if any(info.get("machine") is None for info in stage_infos):
-        lines += ["Stages cached before machines were recorded: "
-                  + ", ".join(f"{i['name']} (seed {i['seed']})" for i in stage_infos if i.get("machine") is None)
-                  + " (machine unknown).", ""]
+    unknown = [f"{i['name']} (seed {i['seed']})" for i in stage_infos if "machine" not in i.get("summary", {})]
+    if unknown:
+        lines += [f"Cached before machines were recorded (machine unknown): {', '.join(unknown)}.", ""]
     return lines
 
 
 def _speed(info: dict, ev_info: dict) -> str:
-    train = info.get("precision") or "?"
-    if info.get("compile"):
+    summary = info.get("summary", {})
+    train = summary.get("precision") or "?"
+    if summary.get("compile"):
         train += " + compile"
     return f"{train}; eval {ev_info['precision']}" if ev_info.get("precision") else train
 

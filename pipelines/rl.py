@@ -486,12 +486,15 @@ def validate(cfg: RLStageConfig) -> None:
     raise ConfigError("set one of budget_steps, budget_samples or budget_flops")
 
 
-def resolve_speed(cfg: RLStageConfig, model: GPT) -> tuple[RLStageConfig, dict]:
+def resolve_speed(cfg: RLStageConfig, model: GPT, memory: Path | None = None) -> tuple[RLStageConfig, dict]:
     """cfg with its precision decided for this machine (an explicit value stays), and why. The probe
-    times sampling at the rollout's batch: rollouts are most of an RL step."""
-    rows = min(cfg.max_batch, cfg.prompts_per_step * R.samples_per_prompt(cfg.reward, cfg.group_size or 8))
+    times sampling at the rollout's batch: rollouts are most of an RL step. Only the model's shape is
+    read; `memory`: see models.speed.remembered."""
+    group = resolve(cfg).group_size  # validates the whole config first
+    rows = min(cfg.max_batch, cfg.prompts_per_step * R.samples_per_prompt(cfg.reward, group))
     try:
-        precision = resolve_precision(cfg.precision, cfg.accelerator, model, rows, workload="sample")
+        precision = resolve_precision(cfg.precision, cfg.accelerator, model, rows, workload="sample",
+                                      memory=memory)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return replace(cfg, precision=precision.value), {"precision": precision}

@@ -18,3 +18,6 @@ class ShareCores(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.governor.step()
+
+    def teardown(self, trainer, pl_module, stage):
+        self.governor.stop()

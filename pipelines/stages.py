@@ -17,16 +17,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pipelines.config import to_yaml
-from pipelines.evaluate import EvalSpec, evaluate, resolve_precision, write_atomic, write_results
+from pipelines.evaluate import EvalSpec, evaluate, resolve_eval_precision, write_atomic, write_results
 from pipelines.study import StudyConfig, order, stage_config, stage_seeds
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
 # sampler): old cache entries then stop matching instead of being silently reused.
-CODE_VERSION = 1
+CODE_VERSION = 2
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and
 # compile are in it, resolved for the machine: they change the trained model (compile by float ulps).
 NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch"}
 STAGE_INFO = "stage.json"
+SPEED_MEMORY = "speed.json"  # the precision / compile decisions the keys of this cache were built on
 
 
 def digest(payload) -> str:
@@ -78,11 +79,14 @@ class StageRun:
 def plan(cfg: StudyConfig) -> list[StageRun]:
     """Every (stage, seed) of the study in dependency order, with its cache directory and its precision
     and compile resolved for this machine (they enter the key)."""
+    import torch
+
     from models import GPT, GPTConfig
     from pipelines.lm import make_tokenizer, model_config_for, resolve_speed as lm_speed
     from pipelines.rl import resolve_speed as rl_speed
 
     cache = Path(cfg.out) / "cache"
+    memory = cache / SPEED_MEMORY
     vocab = make_tokenizer().vocab_size
     runs: list[StageRun] = []
     by_name: dict[tuple[str, int], StageRun] = {}
@@ -99,7 +103,9 @@ def plan(cfg: StudyConfig) -> list[StageRun]:
             if upstream is not None:
                 config = replace(config, init_from=str(upstream.final))
             model = upstream.model if upstream is not None else model_config_for(config, vocab)
-            config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, GPT(GPTConfig(**model)))
+            with torch.device("meta"):  # shapes only: no memory, no initialisation
+                shape = GPT(GPTConfig(**model))
+            config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, shape, memory)
             key = stage_key(node.kind, config, upstream.key if upstream else None)
             run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after, model, speed)
             by_name[(name, seed)] = run
@@ -130,8 +136,8 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     info = {"name": run.name, "seed": run.seed, "kind": run.kind, "key": run.key, "after": run.after,
             # an RL stage carries its training time through resumes; an LM stage's killed part is not counted
             "wall_s": max(time.time() - started, float(summary.get("wall_s", 0.0))),
-            "flops": summary.get("flops", 0.0), "precision": summary.get("precision"),
-            "compile": summary.get("compile"), "machine": summary.get("machine"), "summary": summary}
+            "flops": summary.get("flops", 0.0), "resolved": {k: str(c) for k, c in run.speed.items()},
+            "summary": summary}
     write_atomic(info_path, json.dumps(info, indent=2) + "\n")
     return {**info, "cached": False}
 
@@ -153,12 +159,16 @@ def launch(run: StageRun) -> Path:
 def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tuple[Path, dict]:
     """Evaluate a stage's final model on the study's splits (cached like a stage), at the precision
     resolved for this machine (part of the eval key)."""
+    import torch
+
+    from models import GPT, GPTConfig
     from models.machine import machine_info
-    from pipelines.checkpoint import load_model
+    from pipelines.checkpoint import load_meta, load_model
 
     device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
-    model, tokenizer, _ = load_model(run.final, device=device)
-    spec, choice = resolve_precision(model, spec, run.config.accelerator)
+    with torch.device("meta"):  # the precision is decided from the shape: a cached evaluation loads nothing
+        shape = GPT(GPTConfig(**load_meta(run.final)["config"]))
+    spec, choice = resolve_eval_precision(shape, spec, device, memory=run.dir.parent / SPEED_MEMORY)
     out = run.dir / f"eval-{eval_key(spec, run.key)}"
     done = out / "done.json"
     if force and out.exists():
@@ -166,6 +176,7 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
     if done.is_file():
         return out, {**json.loads(done.read_text()), "cached": True}
     started = time.time()
+    model, tokenizer, _ = load_model(run.final, device=device)
     results = evaluate(model, tokenizer, spec, progress=progress)
     write_results(results, out)
     tokens = sum(r["tokens"] for r in results["problems"])

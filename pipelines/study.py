@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
 from pipelines.data import union_ops
-from pipelines.evaluate import DEFAULT_BINS, EvalSpec
+from pipelines.evaluate import DEFAULT_BINS, EVAL_PRECISIONS, EvalSpec
 
 def _studies_dir() -> Path:
     """studies/ of an installed copy (package data, pipelines/studies/) or of the source checkout."""
@@ -212,6 +212,8 @@ def check_study(cfg: StudyConfig) -> None:
         raise ConfigError(f"study '{cfg.study}' has no stages")
     if not cfg.seeds:
         raise ConfigError("seeds must name at least one seed")
+    if cfg.eval.precision not in EVAL_PRECISIONS:  # stage precisions are checked by plan()
+        raise ConfigError(f"eval.precision must be one of {', '.join(EVAL_PRECISIONS)} (got '{cfg.eval.precision}')")
     for name, node in cfg.stages.items():
         where = f"stages.{name}"
         if node.kind not in STAGE_KINDS:

@@ -35,7 +35,8 @@ def lm_config(**kw) -> LMStageConfig:
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # its own probe memory: the conftest's machine-independent stubs do not reach a subprocess
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GSM_TESTBED_CACHE_DIR": str(cwd / "speed-memory")}
     done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -64,8 +65,9 @@ def test_two_process_pretraining_follows_one_process_with_the_same_global_batch(
 
 def test_a_study_runs_rl_under_ddp_split_across_ranks(tmp_path):
     """smoke with both RL stages on 2 processes: each RL step samples prompts_per_step prompts per rank."""
+    fp32 = [f"{section}.precision=32-true" for section in ("pretrain", "midtrain", "rl", "eval")]  # no probe
     run_cli(["-m", "pipelines.run", "study=smoke", "progress=false", f"out={tmp_path}", "rl.devices=2",
-             "rl.strategy=ddp"], tmp_path)
+             "rl.strategy=ddp", *fp32], tmp_path)
     records = [json.loads(line) for line in open(tmp_path / "smoke-tiny" / "metrics.jsonl")]
     rl = [r for r in records if r.get("type") == "stage" and r["kind"] == "rl"]
     assert len(rl) == 2

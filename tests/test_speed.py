@@ -92,12 +92,39 @@ def test_a_corrupted_probe_memory_is_measured_again(monkeypatch, model):
     assert json.loads(speed.cache_path().read_text())  # rewritten whole
 
 
-def test_the_real_probe_times_both_precisions_and_leaves_the_model_alone(real_probes, model):
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+def test_the_real_probe_needs_only_the_shape_and_leaves_the_random_stream_alone(real_probes):
+    with torch.device("meta"):
+        shape = GPT(model_config("tiny", 50, 64))  # no weights at all: the probe builds its own
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
     for workload in ("train", "sample"):
-        ratio = real_probes["time_bf16"](model, 256, workload)
+        ratio = real_probes["time_bf16"](shape, 256, workload)
         assert 0 < ratio < float("inf")
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_failing_probe_means_fp32_not_a_crash(monkeypatch, model):
+    monkeypatch.setattr(machine, "native_bf16", lambda: None)
+
+    def broken(*args):
+        raise RuntimeError("no bf16 kernels")
+    monkeypatch.setattr(speed, "_time_bf16", broken)
+    choice = speed.resolve_precision("auto", "cpu", model)
+    assert choice.value == "32-true" and "probe failed (RuntimeError)" in choice.reason
+
+
+def test_a_study_keeps_its_decisions_beside_its_cache(monkeypatch, model, tmp_path):
+    """Deleting the user's memory must not flip a decision that a cache's keys were built on."""
+    monkeypatch.setattr(machine, "native_bf16", lambda: True)
+    monkeypatch.setattr(speed, "_time_bf16", lambda m, t, w: 1.5)
+    study_memory = tmp_path / "cache" / "speed.json"
+    assert speed.resolve_precision("auto", "cpu", model, memory=study_memory).value == "bf16-mixed"
+    speed.cache_path().unlink()
+    monkeypatch.setattr(speed, "_time_bf16", lambda m, t, w: 0.5)  # a probe now would say fp32
+    assert speed.resolve_precision("auto", "cpu", model, memory=study_memory).value == "bf16-mixed"
+    assert speed.cache_path().is_file()  # and the user's memory learns it back
+    assert speed.resolve_precision("auto", "cpu", model, tokens=99, memory=study_memory).value == "32-true"
 
 
 def test_compile_auto_is_off_for_short_runs_and_sampling():
@@ -145,3 +172,50 @@ def test_machine_record_names_the_isa_flags():
     assert info["cpu"] in line and "torch" in line
     if info["isa"] is not None:
         assert all(flag in line for flag in info["isa"])
+
+
+class FakeLoad:
+    """A clock and CPU counters the test advances by hand: `foreign` cores busy besides our own work."""
+
+    def __init__(self, monkeypatch):
+        self.now = self.busy = self.own = 0.0
+        monkeypatch.setattr(machine, "busy_cpu_seconds", lambda: self.busy + 1.0)
+        monkeypatch.setattr(machine, "own_cpu_seconds", lambda: self.own)
+        monkeypatch.setattr(machine, "cores", lambda: 2)
+        monkeypatch.delenv("GSM_TESTBED_THREADS", raising=False)
+
+    def advance(self, seconds: float, foreign: float, ours: float = 2.0):
+        self.now += seconds
+        self.own += ours * seconds
+        self.busy += (ours + foreign) * seconds
+
+
+def test_the_governor_leaves_busy_cores_to_other_programs_and_takes_them_back(monkeypatch):
+    load = FakeLoad(monkeypatch)
+    before = torch.get_num_threads()
+    with machine.ThreadGovernor(clock=lambda: load.now) as governor:
+        assert torch.get_num_threads() == 2
+        load.advance(0.5, foreign=1.0)
+        governor.step()  # within the interval: nothing changes yet
+        assert torch.get_num_threads() == 2
+        load.advance(0.6, foreign=1.0)
+        governor.step()
+        assert torch.get_num_threads() == 1
+        load.advance(1.1, foreign=0.1, ours=1.0)
+        governor.step()
+        assert torch.get_num_threads() == 2
+        load.advance(1.1, foreign=3.0)  # more than every core busy: still one thread, never zero
+        governor.step()
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before  # restored
+
+
+def test_a_fixed_thread_count_switches_the_governor_off(monkeypatch):
+    load = FakeLoad(monkeypatch)
+    monkeypatch.setenv("GSM_TESTBED_THREADS", "1")
+    before = torch.get_num_threads()
+    with machine.ThreadGovernor(clock=lambda: load.now) as governor:
+        load.advance(2.0, foreign=0.0)
+        governor.step()
+        assert torch.get_num_threads() == 1 and not governor.enabled
+    assert torch.get_num_threads() == before

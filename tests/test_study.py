@@ -58,6 +58,10 @@ def test_every_study_loads_at_every_preset():
     (["stages.rl.kind=sft"], "stages.rl.kind must be one of"),
     (["stages.rl.set={optim: {lr: 1}}"], "stages.rl.set"),
     (["seeds"], "not of the form key=value"),
+    (["pretrain.precision=bf16"], "precision 'bf16' is not one of auto, 32-true, bf16-mixed, 16-mixed (did you mean 'bf16-mixed'?)"),
+    (["rl.precision=fp32"], "precision 'fp32' is not one of"),
+    (["eval.precision=16"], "eval.precision must be one of auto, 32-true, bf16-mixed"),
+    (["pretrain.compile=maybe"], "compile 'maybe' is not one of auto, true, false"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
     argv = [a if a.startswith("study=") else a for a in argv]
@@ -92,6 +96,20 @@ def test_stage_keys_change_exactly_when_an_input_changes():
     assert keys(SMOKE + ["seeds=[1]"])["base"] != base["base"]
     on_eval_set = keys(SMOKE + ["rl.mixture.pool=eval", "rl.mixture.eval_set=4"])
     assert on_eval_set["rl"] != base["rl"] and on_eval_set["base"] == base["base"]
+    # the *resolved* precision and compile are in the key (auto resolves to fp32, no compile, in the tests)
+    assert keys(SMOKE + ["pretrain.precision=32-true", "pretrain.compile=false"]) == base
+    assert keys(SMOKE + ["pretrain.precision=bf16-mixed"])["base"] != base["base"]
+    assert keys(SMOKE + ["pretrain.compile=true"])["base"] != base["base"]
+    bf16_rl = keys(SMOKE + ["rl.precision=bf16-mixed"])
+    assert bf16_rl["base"] == base["base"] and bf16_rl["rl"] != base["rl"]
+
+
+def test_a_study_declares_its_default_preset():
+    assert load_study(["study=smoke"]).preset == "tiny"  # smoke.yaml: preset: tiny
+    assert load_study(["study=smoke", "preset=small"]).preset == "small"
+    assert load_study(["study=rl_difficulty"]).preset == "small"
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        load_study(["study=smoke", "preset=huge"])
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -127,8 +145,14 @@ def test_smoke_end_to_end_then_cached(tmp_path, capsys):
         assert (run_dir / name).stat().st_size > 0, name
     report = (run_dir / "report.md").read_text()
     assert "## Findings" in report and "| base | id |" in report and "cache key" in report
+    assert "## Machine" in report and "torch" in report.split("## Machine")[1].splitlines()[2]
+    err = capsys.readouterr().err
+    stage_lines = [line for line in err.splitlines() if line.startswith("stage ")]
+    assert len(stage_lines) == 4 and all(line.count("precision 32-true (auto:") == 1 for line in stage_lines)
+    assert sum("compile off (auto:" in line for line in stage_lines) == 2  # the two LM stages
+    stage = json.loads(next((tmp_path / "cache").glob("pretrain-*/stage.json")).read_text())["summary"]
+    assert stage["precision"] == "32-true" and stage["compile"] is False and stage["machine"]["cores"] >= 1
     first = _report_numbers(run_dir)
-    capsys.readouterr()
     assert run_cli.main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("(cached)") == 8  # 4 stages + 4 evals: nothing retrained
