@@ -238,6 +238,7 @@ def test_cli_unknown_key_names_the_closest(capsys):
     assert "checkpoint=<dir> is required" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_with_a_saved_checkpoint(tokenizer, tmp_path, capsys):
     from pipelines.checkpoint import save_model
 

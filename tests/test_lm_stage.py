@@ -31,6 +31,7 @@ def weights(directory):
     return load_model(directory)[0].state_dict()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     # bit-equality also pins that eager training of one config is reproducible (compile=true is not:
     # its CPU kernels differ by one ulp from run to run, README)
@@ -45,6 +46,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert run_lm_stage(tiny(), tmp_path / "b", progress=False) == resumed
 
 
+@pytest.mark.slow
 def test_short_pretrain_lowers_the_loss(tmp_path):
     run_lm_stage(tiny(budget_tokens=40 * 8 * 128, batch_size=8, optim=OptimConfig(lr=1e-2, warmup_frac=0.05)),
                  tmp_path, progress=False)
@@ -53,6 +55,7 @@ def test_short_pretrain_lowers_the_loss(tmp_path):
     assert last < first - 1.0, (first, last)
 
 
+@pytest.mark.slow
 def test_midtrain_starts_from_a_checkpoint(tmp_path):
     base = run_lm_stage(tiny(budget_tokens=3 * 4 * 128), tmp_path / "base", progress=False)
     mid = run_lm_stage(tiny(budget_tokens=3 * 4 * 128, init_from=str(base),
@@ -62,6 +65,7 @@ def test_midtrain_starts_from_a_checkpoint(tmp_path):
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_is_one_clear_error(tmp_path):
     final = run_lm_stage(tiny(budget_tokens=4 * 128), tmp_path, progress=False)
     (final / "model.pt").write_bytes(b"not a checkpoint")
@@ -102,6 +106,7 @@ def test_a_single_op_bin_may_be_a_bare_number():
     assert cfg.mixture.ops == {"6": 1.0}
 
 
+@pytest.mark.slow
 def test_compiled_training_saves_plain_weights(tmp_path):
     final = run_lm_stage(tiny(budget_tokens=2 * 4 * 128, compile=True), tmp_path / "c", progress=False)
     eager = run_lm_stage(tiny(budget_tokens=2 * 4 * 128), tmp_path / "e", progress=False)

@@ -165,6 +165,7 @@ def test_ttrl_reward_never_reads_the_true_answer(tok):
     assert logged["label_acc"] == 1.0 and logged["reward_acc"] == 1.0 and logged["majority_ratio"] == 0.75
 
 
+@pytest.mark.slow
 def test_ttrl_training_is_blind_to_the_truth(base, tmp_path, monkeypatch):
     """Same TTRL run with the truth hidden (problems raise on .answer) and the verifier lying: same weights."""
     cfg = rl_cfg(base, reward=RewardConfig(kind="ttrl", votes=6), budget_steps=2, group_size=4)
@@ -191,6 +192,7 @@ def test_ttrl_training_is_blind_to_the_truth(base, tmp_path, monkeypatch):
 
 # -------------------------------------------------------------------------------------------- stage
 
+@pytest.mark.slow
 def test_grpo_raises_reward_on_an_op1_task(base, tmp_path, tok):
     out = tmp_path / "rl"
     final = run_rl_stage(rl_cfg(base, prompts_per_step=16, group_size=8, budget_steps=20, ppo_epochs=2,
@@ -216,6 +218,7 @@ class KillAt(Callback):
             raise RuntimeError("simulated kill")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(base, tmp_path):
     cfg = rl_cfg(base, budget_steps=5, ppo_epochs=2, minibatches=2, kl_coef=0.05, skip_zero_variance=False)
     unbroken = run_rl_stage(cfg, tmp_path / "a", progress=False)
@@ -232,6 +235,7 @@ def test_killed_run_resumes_to_the_same_weights(base, tmp_path):
     assert load_model(tmp_path / "b" / "ckpt" / "last.ckpt")[0].config.n_layer == 2
 
 
+@pytest.mark.slow
 def test_flops_and_samples_budgets(base, tmp_path):
     out = tmp_path / "samples"
     run_rl_stage(rl_cfg(base, budget_samples=33), out, progress=False)  # 16 samples a step -> 3 steps
@@ -253,6 +257,7 @@ def test_flops_and_samples_budgets(base, tmp_path):
     (["temperature=0"], "temperature must be > 0"),
     (["reward.kindd=ttrl"], "unknown key 'reward.kindd' (did you mean 'reward.kind'?)"),
 ])
+@pytest.mark.slow
 def test_bad_config_is_one_line(base, tmp_path, argv, message):
     with pytest.raises(ConfigError) as e:
         run_rl_stage(parse_dotlist(RLStageConfig, argv + [f"init_from={base}"]), tmp_path, progress=False)

@@ -150,6 +150,7 @@ def test_compile_auto_falls_back_where_the_compiler_fails(real_probes, monkeypat
     assert speed.resolve_compile("true", steps=5).value is True  # explicit wins (training then falls back)
 
 
+@pytest.mark.slow
 def test_training_falls_back_to_eager_with_one_warning(monkeypatch, tmp_path, capsys):
     def broken_compile(module, *args, **kwargs):
         def call(*a, **k):
