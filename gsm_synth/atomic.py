@@ -1,7 +1,8 @@
 """Atomic file writes: readers see the old file or the new one, never half of one (a killed run loses
-nothing it had finished)."""
+nothing it had finished). The one place every layer writes files through."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -22,3 +23,19 @@ def atomic_open(path, mode: str = "w"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_atomic(path, data: bytes | str) -> None:
+    """`data` (text is written as UTF-8) replaces `path` in one step."""
+    with atomic_open(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+def write_jsonl(items, path, **dumps) -> int:
+    """One JSON object per line (json.dumps keyword arguments in `dumps`), atomically; returns the count."""
+    count = 0
+    with atomic_open(path) as f:
+        for item in items:
+            f.write(json.dumps(item, **dumps) + "\n")
+            count += 1
+    return count

@@ -1,14 +1,13 @@
 """Many problems at once: op/context/mode mixtures, deterministic rows, several processes, JSONL files."""
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
 
-from .atomic import atomic_open
+from . import atomic
 from .context import get_context
 from .problem import MODES, generate
 
@@ -96,12 +95,7 @@ def rows(ops="2-10", contexts="zoo", modes="forward", n: int = 1000, seed: int =
 
 def write_jsonl(items, out: str) -> int:
     """Write rows to `out` atomically (a temporary file renamed at the end); returns the count."""
-    count = 0
-    with atomic_open(out) as f:
-        for r in items:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    return atomic.write_jsonl(items, out, ensure_ascii=False)
 
 
 class _Progress:

@@ -258,10 +258,9 @@ def remembered(key: str, measure, memory: Path | None = None):
     for path, stored in zip(paths, memories):
         if stored.get(key) != entry:
             try:
-                from gsm_synth.atomic import atomic_open
+                from gsm_synth.atomic import write_atomic
 
-                with atomic_open(path) as f:
-                    json.dump({**stored, key: entry}, f, indent=1)
+                write_atomic(path, json.dumps({**stored, key: entry}, indent=1))
             except OSError:  # a read-only place still runs; it probes again next time
                 pass
     return entry["value"]

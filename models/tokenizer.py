@@ -85,11 +85,10 @@ class Tokenizer:
         return join_words((self._id_to_token[i] for i in ids if i not in drop), _GLUED)
 
     def save(self, directory: str | Path) -> Path:
-        from gsm_synth.atomic import atomic_open  # several DDP ranks may save the same file at once
+        from gsm_synth.atomic import write_atomic  # several DDP ranks may save the same file at once
 
         path = Path(directory) / FILE_NAME
-        with atomic_open(path) as f:
-            f.write(self._hf.to_str())
+        write_atomic(path, self._hf.to_str())
         return path
 
     @classmethod

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import gsm_synth
-from gsm_synth.atomic import atomic_open
+from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import check_mixture
 from pipelines.data import layout_problem, problem_layout
 from pipelines.text import completion_to_solution, encode_prompt
@@ -374,16 +374,6 @@ def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = Tr
 
 # --------------------------------------------------------------------------------------------- writing
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    with atomic_open(path, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-
-
-def _jsonl(items) -> str:
-    return "".join(json.dumps(item) + "\n" for item in items)
-
-
 def write_results(results: dict, out_dir) -> dict[str, Path]:
     """eval.jsonl (rows), eval_problems.jsonl (raw per-problem records), eval_spec.json, pass_at_k.png."""
     from pipelines.plots import plot_bins  # matplotlib only when a figure is wanted
@@ -391,8 +381,8 @@ def write_results(results: dict, out_dir) -> dict[str, Path]:
     out = Path(out_dir)
     paths = {"rows": out / "eval.jsonl", "problems": out / "eval_problems.jsonl",
              "spec": out / "eval_spec.json", "plot": out / "pass_at_k.png"}
-    write_atomic(paths["rows"], _jsonl(results["rows"]))
-    write_atomic(paths["problems"], _jsonl(results["problems"]))
+    write_jsonl(results["rows"], paths["rows"])
+    write_jsonl(results["problems"], paths["problems"])
     write_atomic(paths["spec"], json.dumps(results["spec"], indent=2) + "\n")
     plot_bins(results["rows"], paths["plot"])
     return paths

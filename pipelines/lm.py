@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 import gsm_synth
-from gsm_synth.atomic import atomic_open
+from gsm_synth.atomic import write_atomic
 from models import GPT, GPTConfig, build_tokenizer, model_config
 from models.machine import configure_threads, machine_info
 from models.speed import resolve_compile, resolve_precision, warn_compile_fallback
@@ -234,8 +234,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
     if base is not None:
         module.model.load_state_dict(base.state_dict())
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "config.yaml") as f:
-        f.write(to_yaml(cfg))
+    write_atomic(out / "config.yaml", to_yaml(cfg))
     tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
     ckpt = AtomicCheckpoint(dirpath=out / CKPT, save_last=True, save_top_k=0,
                             every_n_train_steps=cfg.checkpoint_every, enable_version_counter=False)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from pipelines.evaluate import metric_key, write_atomic
+from gsm_synth.atomic import write_atomic
+from pipelines.evaluate import metric_key
 
 STYLES = {"outcome": "-", "process": "--"}
 

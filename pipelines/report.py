@@ -2,14 +2,14 @@
 a verdict for each finding), its PNG plots and metrics.jsonl, written atomically into the run folder."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from gsm_synth.dataset import parse_ops
 from pipelines.claims import Evidence, check_finding
-from pipelines.evaluate import bootstrap_ci, metric_key, sample_ks, write_atomic
+from gsm_synth.atomic import write_atomic, write_jsonl
+from pipelines.evaluate import bootstrap_ci, metric_key, sample_ks
 from pipelines.stages import duration
 from pipelines.study import StudyConfig, label, stage_seeds
 
@@ -223,5 +223,5 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
     write_atomic(run_dir / "report.md", "\n".join(lines) + "\n")
     records = [{"type": "stage", **{k: v for k, v in i.items() if k != "config"}} for i in stage_infos]
     records += [{"type": "result", **r} for r in rows] + [{"type": "finding", **f} for f in findings]
-    write_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in records))
+    write_jsonl(records, run_dir / "metrics.jsonl", default=str)
     return {"findings": findings, "rows": rows}

@@ -51,7 +51,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, IterableDataset
 
-from gsm_synth.atomic import atomic_open
+from gsm_synth.atomic import write_atomic
 from models import GPT, GPTConfig, generate
 from models.machine import configure_threads, machine_info
 from models.speed import resolve_precision
@@ -532,8 +532,7 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
     total_steps = plan_steps(cfg)
     module.attach(mixture, tokenizer, base if cfg.kl_coef > 0 else None, total_steps)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "config.yaml") as f:
-        f.write(to_yaml(cfg))
+    write_atomic(out / "config.yaml", to_yaml(cfg))
     tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
     last = out / CKPT / "last.ckpt"
     trainer = pl.Trainer(

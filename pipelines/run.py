@@ -46,7 +46,7 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     from models.machine import configure_threads, describe_machine, machine_info
     from pipelines.claims import Evidence, read_problems, read_rl_log
     from pipelines.config import to_yaml
-    from pipelines.evaluate import write_atomic
+    from gsm_synth.atomic import write_atomic
     from pipelines.report import write_report
     from pipelines.stages import describe, log, plan, run_eval, run_stage
 

@@ -16,8 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from gsm_synth.atomic import write_atomic
 from pipelines.config import to_yaml
-from pipelines.evaluate import EvalSpec, evaluate, resolve_eval_precision, write_atomic, write_results
+from pipelines.evaluate import EvalSpec, evaluate, resolve_eval_precision, write_results
 from pipelines.study import StudyConfig, order, stage_config, stage_seeds
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
