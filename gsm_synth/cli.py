@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass, fields
 from typing import Optional
@@ -15,6 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .context import ContextError, get_context, list_contexts
+from .suggest import did_you_mean
 
 
 @dataclass
@@ -57,8 +57,7 @@ def parse(schema, argv: list[str]):
         if not eq:
             raise UsageError(f"argument '{arg}' is not of the form key=value")
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (valid: {', '.join(valid)})"
+            hint = did_you_mean(key, valid) or f" (valid: {', '.join(valid)})"
             raise UsageError(f"unknown key '{key}'{hint}")
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv))

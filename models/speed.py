@@ -77,11 +77,9 @@ def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
 def check_precision(value) -> str:
     value = str(value)
     if value not in PRECISIONS:
-        import difflib
+        from gsm_synth.suggest import did_you_mean
 
-        close = [p for p in PRECISIONS if p.startswith(value)] or difflib.get_close_matches(value, PRECISIONS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(f"precision '{value}' is not one of {', '.join(PRECISIONS)}{hint}")
+        raise ValueError(f"precision '{value}' is not one of {', '.join(PRECISIONS)}{did_you_mean(value, PRECISIONS)}")
     return value
 
 

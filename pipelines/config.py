@@ -4,12 +4,13 @@ Precedence everywhere: dataclass defaults < YAML file < command-line dotlist.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from gsm_synth.suggest import did_you_mean
 
 
 class ConfigError(ValueError):
@@ -145,9 +146,7 @@ def _closest(cfg, key: str) -> str:
         options = list(node.keys())
     except Exception:
         return ""
-    close = difflib.get_close_matches(parts[-1], options, n=1)
-    prefix = ".".join(parts[:-1] + [""]) if len(parts) > 1 else ""
-    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    return did_you_mean(parts[-1], options, prefix=".".join(parts[:-1] + [""]) if len(parts) > 1 else "")
 
 
 def to_yaml(cfg) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import yaml
 from omegaconf import OmegaConf
 
+from gsm_synth.suggest import did_you_mean
 from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
 from pipelines.data import union_ops
 from pipelines.evaluate import DEFAULT_BINS, EVAL_PRECISIONS, EvalSpec
@@ -150,11 +151,8 @@ def study_path(name: str) -> Path:
         return path
     path = STUDIES_DIR / f"{name}.yaml"
     if name == "defaults" or not path.is_file():
-        import difflib
-
-        close = difflib.get_close_matches(name, available_studies(), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown study '{name}'{hint}; studies: {', '.join(available_studies())}")
+        studies = available_studies()
+        raise ConfigError(f"unknown study '{name}'{did_you_mean(name, studies)}; studies: {', '.join(studies)}")
     return path
 
 
@@ -224,11 +222,7 @@ def check_study(cfg: StudyConfig) -> None:
             if not node.after:
                 raise ConfigError(f"{where}: a {node.kind} stage needs after=<stage it starts from>")
             if node.after not in cfg.stages:
-                import difflib
-
-                close = difflib.get_close_matches(node.after, list(cfg.stages), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ConfigError(f"{where}.after: no stage named '{node.after}'{hint}")
+                raise ConfigError(f"{where}.after: no stage named '{node.after}'{did_you_mean(node.after, cfg.stages)}")
     order(cfg)  # raises on a cycle
     for name, node in cfg.stages.items():
         where = f"stages.{name}.n_seeds"

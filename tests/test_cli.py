@@ -47,3 +47,12 @@ def test_bad_input_exits_nonzero_with_one_line(args, message):
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert message in r.stderr
+
+
+def test_did_you_mean_prefers_a_completion_then_the_closest_spelling():
+    from gsm_synth.suggest import did_you_mean
+
+    assert did_you_mean("bf16", ["auto", "32-true", "bf16-mixed"]) == " (did you mean 'bf16-mixed'?)"
+    assert did_you_mean("rl_dificulty", ["smoke", "rl_difficulty"]) == " (did you mean 'rl_difficulty'?)"
+    assert did_you_mean("lrr", ["lr", "seed"], prefix="rl.") == " (did you mean 'rl.lr'?)"
+    assert did_you_mean("zzz", ["smoke", "ttrl"]) == ""
