@@ -32,7 +32,7 @@ import numpy as np
 import gsm_synth
 from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import check_mixture
-from pipelines.data import layout_problem, problem_layout
+from pipelines.mixture import layout_problem, problem_layout
 from pipelines.text import completion_to_solution, encode_prompt
 
 # sample_fn(prompts, n) -> completions[i][j] = token ids of sample j of prompt i (EOS kept if emitted)

@@ -32,7 +32,8 @@ from models.speed import resolve_compile, resolve_precision, warn_compile_fallba
 from .checkpoint import load_model, save_model
 from .stage_cli import announce, stage_main
 from .config import ConfigError, LMStageConfig, to_yaml
-from .data import BlockStream, Mixture
+from .data import BlockStream
+from .mixture import Mixture
 from .share_cores import ShareCores
 
 FINAL, CKPT = "final", "ckpt"

@@ -60,7 +60,7 @@ from . import rewards as R
 from .checkpoint import load_model, save_model
 from .stage_cli import announce, stage_main
 from .config import ConfigError, RLStageConfig, to_yaml
-from .data import Mixture
+from .mixture import Mixture
 from .share_cores import ShareCores
 from .text import encode_prompt
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from gsm_synth.suggest import did_you_mean
 from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
-from pipelines.data import union_ops
+from pipelines.mixture import union_ops
 from pipelines.evaluate import DEFAULT_BINS, EVAL_PRECISIONS, EvalSpec
 
 def _studies_dir() -> Path:

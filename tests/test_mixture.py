@@ -4,7 +4,7 @@ import random
 import pytest
 
 from pipelines.config import MixtureConfig
-from pipelines.data import Mixture
+from pipelines.mixture import Mixture
 
 
 def draws(cfg, n=3000):

@@ -13,7 +13,7 @@ from models import GPT, generate, model_config
 from pipelines import rewards as R
 from pipelines.checkpoint import load_model, save_model
 from pipelines.config import ConfigError, MixtureConfig, RewardConfig, RLStageConfig, parse_dotlist
-from pipelines.data import Mixture
+from pipelines.mixture import Mixture
 from pipelines.lm import make_tokenizer
 from pipelines.rl import group_advantages, grpo_loss, grpo_token_terms, main, run_rl_stage, zero_variance
 from pipelines.text import completion_text, encode_example, encode_prompt

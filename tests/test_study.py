@@ -253,3 +253,14 @@ def test_a_stage_cached_by_another_study_is_reused_under_this_name(tmp_path):
     rows = [json.loads(l) for l in (tmp_path / "smoke-tiny" / "metrics.jsonl").read_text().splitlines()]
     stage = [r for r in rows if r["type"] == "stage"]
     assert [s["name"] for s in stage] == ["base2"] and stage[0]["cached"]
+
+
+def test_loading_a_study_does_not_import_torch():
+    """`python -m pipelines.run --help` and a config error stay fast: config and study loading are torch-free."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipelines.run; from pipelines.study import load_study; "
+            "load_study(['study=rl_difficulty']); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
