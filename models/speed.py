@@ -5,12 +5,12 @@ shapes; fp32 elsewhere. A CPU without native bf16 (most laptops: AVX2 only) emul
 than fp32, so its flags settle the question without a probe. Where bf16 is native, or the flags are
 unknown, a short one-off probe times the workload itself (a training step, or a batch of sampled tokens)
 in fp32 and in bf16, and the answer is remembered per machine and shape in a small JSON file
-(~/.cache/gsm-testbed/speed.json, or $GSM_TESTBED_CACHE_DIR): a study resolves the same way every time
-it runs on the same machine, so its cache keys stay stable.
+(~/.cache/gsm-testbed/speed.json, or $GSM_TESTBED_CACHE_DIR) and in a copy beside a study's stage cache:
+a study resolves the same way every time it runs on the same machine, so its cache keys stay stable.
 
 Compile `auto` is on for long training runs (>= COMPILE_MIN_STEPS optimizer steps) where the compiler
-toolchain works: bench/train.py measured 1.2-1.34x eager fp32 on an AVX2 CPU and 1.1-1.2x on bf16 on an
-AVX512-BF16 CPU, after ~25-30 s of compilation, so short runs lose. Never for sampling: the growing KV
+toolchain works: bench/train.py measured 1.2-1.34x eager fp32 on an AVX2 CPU and 1.3x eager bf16 on an
+AVX512-BF16 CPU, after ~15-30 s of compilation, so short runs lose. Never for sampling: the growing KV
 cache recompiles every step. Explicit values always win.
 """
 from __future__ import annotations
