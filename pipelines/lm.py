@@ -26,11 +26,11 @@ from torch.utils.data import DataLoader
 import gsm_synth
 from gsm_synth.atomic import write_atomic
 from models import GPT, GPTConfig, build_tokenizer, model_config
-from models.machine import configure_threads, machine_info
+from models.machine import configure_threads
 from models.speed import resolve_compile, resolve_precision, warn_compile_fallback
 
 from .checkpoint import load_model, save_model
-from .stage_cli import announce, stage_main
+from .stage_cli import announce, how_it_ran, stage_main
 from .config import ConfigError, LMStageConfig, to_yaml
 from .data import BlockStream
 from .mixture import Mixture
@@ -261,9 +261,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
                    "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
                    "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),
-                   "precision": cfg.precision, "compile": cfg.compile == "true" and not module.compile_failed,
-                   "speed_reasons": {k: c.reason for k, c in choices.items()},
-                   "devices": cfg.devices, "strategy": cfg.strategy, "machine": machine_info(cfg.accelerator)}
+                   **how_it_ran(cfg, choices, compiled=cfg.compile == "true" and not module.compile_failed)}
         save_model(final, module.model, tokenizer, {"summary": summary})
     return final
 

@@ -53,12 +53,12 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from gsm_synth.atomic import write_atomic
 from models import GPT, GPTConfig, generate
-from models.machine import configure_threads, machine_info
+from models.machine import configure_threads
 from models.speed import resolve_precision
 
 from . import rewards as R
 from .checkpoint import load_model, save_model
-from .stage_cli import announce, stage_main
+from .stage_cli import announce, how_it_ran, stage_main
 from .config import ConfigError, RLStageConfig, to_yaml
 from .mixture import Mixture
 from .share_cores import ShareCores
@@ -553,9 +553,7 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
                    "wall_s": st["wall_s"], "sampled_tokens": st["sampled_tokens"],
                    "params": module.model.num_params(), "reward_kind": cfg.reward.kind,
                    "init_from": str(cfg.init_from), **{f"final_{k}": v for k, v in metrics.items()},
-                   "precision": cfg.precision, "compile": False,
-                   "speed_reasons": {k: c.reason for k, c in choices.items()}, "devices": cfg.devices,
-                   "strategy": cfg.strategy, "machine": machine_info(cfg.accelerator)}
+                   **how_it_ran(cfg, choices, compiled=False)}
         save_model(final, module.model, tokenizer, {"summary": summary})
     return final
 

@@ -1,4 +1,5 @@
-"""The command line shared by the stages: `python -m pipelines.<stage> out=<dir> [config=<file.yaml>] key=value ...`.
+"""What the stages share around their training: the command line, `python -m pipelines.<stage> out=<dir>
+[config=<file.yaml>] key=value ...`, and the record of how a stage ran.
 
 `config=` reads a whole stage config (e.g. a stage's own config.yaml); key=value pairs override it. The
 study runner starts multi-process (DDP) stages this way, so Lightning can start one process per device.
@@ -21,6 +22,14 @@ def announce(line: str) -> None:
     """One line on stderr, printed once however many DDP processes run the stage."""
     if is_rank_zero():
         print(line, file=sys.stderr, flush=True)
+
+
+def how_it_ran(cfg, choices: dict, compiled: bool) -> dict:
+    """Precision, compile (as actually used), why, devices and the machine: for a stage's summary."""
+    from models.machine import machine_info
+
+    return {"precision": cfg.precision, "compile": compiled, "speed_reasons": {k: c.reason for k, c in choices.items()},
+            "devices": cfg.devices, "strategy": cfg.strategy, "machine": machine_info(cfg.accelerator)}
 
 
 def read_config_file(path: str) -> dict:
