@@ -7,10 +7,10 @@ batch once enough of them have finished (dropping costs a copy of the cache, so 
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
-
-from models.speed import autocast_context
 
 
 class KVCache:
@@ -82,6 +82,14 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, generato
     u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
     # side="right": the first index whose cdf exceeds u, so zero-probability tokens are never picked.
     return torch.searchsorted(cdf, u, side="right").squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
+
+
+def autocast_context(device: str | torch.device, enabled: bool = True):
+    """bf16 autocast on `device` when enabled; otherwise a no-op, so the caller's own autocast (an RL
+    stage's, under Lightning's bf16-mixed) still applies."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def _generate_chunk(model, prompts, n_samples, max_new_tokens, temperature, top_p, eos_id, pad_id,

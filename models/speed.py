@@ -15,7 +15,6 @@ cache recompiles every step. Explicit values always win.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 
 from models import machine
+from models.sampler import autocast_context, generate
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # Lightning's names; 16-mixed is for GPUs
 COMPILE_VALUES = ("auto", "true", "false")
@@ -55,13 +55,6 @@ def uses_bf16(precision: str) -> bool:
 def autocast_for(precision: str, device: str | torch.device = "cpu"):
     """bf16 autocast for a bf16 precision, else a no-op context."""
     return autocast_context(device, uses_bf16(precision))
-
-
-def autocast_context(device: str | torch.device, enabled: bool = True):
-    """bf16 autocast on `device` when enabled, else a no-op context."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def maybe_compile(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
@@ -136,8 +129,6 @@ def _time_bf16(model, tokens: int, workload: str, reps: int = 3) -> float:
         probe = GPT(model.config)
     gen = torch.Generator().manual_seed(0)
     if workload == "sample":
-        from models.sampler import generate
-
         rows = max(1, min(tokens, 256))
         prompts = [torch.randint(4, model.config.vocab_size, (48,), generator=gen).tolist()] * rows
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from gsm_synth.dataset import parse_ops
-from pipelines.evaluate import bootstrap_ci, problem_scores, sample_ks
+from pipelines.evaluate import problem_scores
+from pipelines.metrics import bootstrap_ci, sample_ks
 from pipelines.study import Claim, Finding
 
 REPRODUCED, NOT_REPRODUCED, NOT_SIGNIFICANT = "reproduced", "not reproduced", "not significant"

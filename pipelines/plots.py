@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
-from pipelines.evaluate import metric_key
+from pipelines.metrics import metric_key
 
 STYLES = {"outcome": "-", "process": "--"}
 

@@ -9,7 +9,7 @@ import numpy as np
 from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import parse_ops
 from pipelines.claims import Evidence, check_finding
-from pipelines.evaluate import bootstrap_ci, metric_key, sample_ks
+from pipelines.metrics import bootstrap_ci, metric_key, sample_ks
 from pipelines.stages import duration
 from pipelines.study import StudyConfig, label, stage_seeds
 

@@ -10,8 +10,8 @@ import torch
 import gsm_synth
 from models import GPT, build_tokenizer, model_config
 from pipelines import evaluate as ev
-from pipelines.evaluate import (EvalSpec, bootstrap_ci, eval_problems, evaluate, maj_at_k, metric_key,
-                                pass_at_k, write_results)
+from pipelines.evaluate import EvalSpec, eval_problems, evaluate, write_results
+from pipelines.metrics import bootstrap_ci, maj_at_k, metric_key, pass_at_k
 from pipelines.text import completion_text, encode_prompt
 
 
