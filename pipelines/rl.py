@@ -108,12 +108,19 @@ def grpo_token_terms(logp, old_logp, adv, eps_low: float, eps_high: float, kl_co
     return loss, is_clipped, k3
 
 
+def token_mean(loss_tok, mask, tokens: float | None = None) -> torch.Tensor:
+    """The response tokens' loss summed, / `tokens` (default: this batch's response tokens). The trainer
+    passes its minibatch's count, so its micro-batches add up to the minibatch's token mean."""
+    mask = mask.to(loss_tok.dtype)
+    return (loss_tok * mask).sum() / (mask.sum().clamp(min=1.0) if tokens is None else max(tokens, 1.0))
+
+
 def grpo_loss(logp, old_logp, adv, mask, eps_low: float = 0.2, eps_high: float = 0.28,
               kl_coef: float = 0.0, ref_logp=None) -> torch.Tensor:
-    """Token-mean loss: sum over every response token of the batch / number of response tokens."""
+    """Token-mean loss: sum over every response token of the batch / number of response tokens (the
+    trainer computes the same two pieces, grpo_token_terms then token_mean, per micro-batch)."""
     loss, _, _ = grpo_token_terms(logp, old_logp, adv, eps_low, eps_high, kl_coef, ref_logp)
-    mask = mask.to(loss.dtype)
-    return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+    return token_mean(loss, mask)
 
 
 def token_logprobs(model, ids: torch.Tensor, temperature: float = 1.0, entropy: bool = False):
@@ -326,7 +333,7 @@ class GRPOModule(pl.LightningModule):
                     loss_tok, clipped, k3 = grpo_token_terms(logp, old_logp, adv, cfg.eps_low, cfg.eps_high,
                                                              cfg.kl_coef, ref_logp)
                     fmask = mask.to(loss_tok.dtype)
-                    loss = (loss_tok * fmask).sum() / max(part_tokens, 1.0)
+                    loss = token_mean(loss_tok, mask, part_tokens)
                     self.manual_backward(loss)
                     with torch.no_grad():
                         stats["loss"] += float(loss) / passes

@@ -248,6 +248,17 @@ def test_flops_and_samples_budgets(base, tmp_path):
     assert len(rows) == 2 and spent >= budget and float(rows[0]["flops"]) < budget
 
 
+@pytest.mark.slow
+def test_the_trainer_computes_its_loss_with_the_tested_functions(base, tmp_path, monkeypatch):
+    from pipelines import rl
+
+    calls = []
+    real = rl.token_mean
+    monkeypatch.setattr(rl, "token_mean", lambda *a: calls.append(a[2]) or real(*a))
+    run_rl_stage(rl_cfg(base, budget_steps=1), tmp_path, progress=False)
+    assert calls and all(isinstance(tokens, float) and tokens >= 1 for tokens in calls)  # the minibatch's count
+
+
 @pytest.mark.parametrize("argv, message", [
     (["reward.kind=majority"], "unknown reward.kind 'majority' (valid: outcome, process, strict, ttrl)"),
     (["reward.kind=ttrl", "reward.votes=16", "group_size=32"], "group_size n=32 > reward.votes m=16"),
