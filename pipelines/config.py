@@ -5,6 +5,7 @@ Precedence everywhere: dataclass defaults < YAML file < command-line dotlist.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import OmegaConf
@@ -101,6 +102,24 @@ def parse_dotlist(schema, argv: list[str], base=None):
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"bad value for '{key}': {str(e).splitlines()[0]}") from None
+
+
+def read_yaml(path, what: str) -> dict:
+    """A YAML mapping from `path` (safe loader; an empty file is {}), or a one-line ConfigError naming
+    `what` and the file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of keys to values")
+    return data
 
 
 def _str_keys(node):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from .config import ConfigError, parse_dotlist
+from .config import ConfigError, parse_dotlist, read_yaml
 
 
 def is_rank_zero() -> bool:
@@ -32,20 +31,6 @@ def how_it_ran(cfg, choices: dict, compiled: bool) -> dict:
             "devices": cfg.devices, "strategy": cfg.strategy, "machine": machine_info(cfg.accelerator)}
 
 
-def read_config_file(path: str) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as e:
-        raise ConfigError(f"config file {path}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of keys to values")
-    return data
-
-
 def stage_main(schema, run, argv: list[str] | None = None) -> int:
     """Parse `out=`, `config=` and the dotlist into `schema`, call `run(cfg, out)`; errors are one line, exit 2."""
     argv = sys.argv[1:] if argv is None else argv
@@ -55,7 +40,9 @@ def stage_main(schema, run, argv: list[str] | None = None) -> int:
     try:
         if not outs:
             raise ConfigError("missing out=<directory> for the stage's artefacts")
-        base = read_config_file(files[-1]) if files else None
+        base = read_yaml(files[-1], "config file") if files else None
+        if files and not base:  # a stage config is never empty (a study's launch.yaml never is)
+            raise ConfigError(f"config file {files[-1]} must be a mapping of keys to values")
         final = run(parse_dotlist(schema, rest, base=base), outs[-1].split("=", 1)[1])
     except (ConfigError, ValueError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)

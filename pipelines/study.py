@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from omegaconf import OmegaConf
 
 from gsm_synth.suggest import did_you_mean
-from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist
+from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist, read_yaml
 from pipelines.mixture import union_ops
 from pipelines.evaluate import DEFAULT_BINS, EVAL_PRECISIONS, EvalSpec
+
 
 def _studies_dir() -> Path:
     """studies/ of an installed copy (package data, pipelines/studies/) or of the source checkout."""
@@ -131,18 +131,6 @@ def available_studies() -> list[str]:
     return sorted(p.stem for p in STUDIES_DIR.glob("*.yaml") if p.stem != "defaults")
 
 
-def _read_yaml(path: Path, what: str) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} {path} must be a mapping of keys to values")
-    return data
-
-
 def study_path(name: str) -> Path:
     if name.endswith((".yaml", ".yml")) or "/" in name:
         path = Path(name)
@@ -167,7 +155,7 @@ def load_study(argv: list[str]) -> StudyConfig:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
     name = _pick(argv, "study", "smoke")
-    study = _read_yaml(study_path(name), "study")
+    study = read_yaml(study_path(name), "study")
     preset = _pick(argv, "preset", str(study.get("preset", DEFAULT_PRESET)))
     if preset not in PRESETS:
         where = "" if any(a.startswith("preset=") for a in argv) else f" (the default of study '{name}')"
@@ -175,8 +163,8 @@ def load_study(argv: list[str]) -> StudyConfig:
     study_presets = study.pop("presets", {}) or {}
     if not isinstance(study_presets, dict) or any(p not in PRESETS for p in study_presets):
         raise ConfigError(f"study '{name}': presets must map some of {', '.join(PRESETS)} to overrides")
-    layers = [_read_yaml(STUDIES_DIR / "defaults.yaml", "defaults"),
-              _read_yaml(STUDIES_DIR / "presets" / f"{preset}.yaml", "preset"),
+    layers = [read_yaml(STUDIES_DIR / "defaults.yaml", "defaults"),
+              read_yaml(STUDIES_DIR / "presets" / f"{preset}.yaml", "preset"),
               study, study_presets.get(preset) or {}]
     base = {}
     for layer in layers:
