@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from models import GPT, model_config  # noqa: E402
-from pipelines.checkpoint import save_model  # noqa: E402
-from pipelines.config import MixtureConfig, RLStageConfig  # noqa: E402
-from pipelines.lm import make_tokenizer  # noqa: E402
-from pipelines.rl import run_rl_stage  # noqa: E402
+from pipelines.common.checkpoint import save_model  # noqa: E402
+from pipelines.common.mixture import MixtureConfig  # noqa: E402
+from pipelines.train.config import RLStageConfig
+from pipelines.train.lm import make_tokenizer  # noqa: E402
+from pipelines.train.rl import run_rl_stage  # noqa: E402
 
 
 def main() -> None:

@@ -14,17 +14,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .context import ContextError, get_context, list_contexts
+from .options import GeneratorOptions, options_of
 from .suggest import did_you_mean
 
 
 @dataclass
-class ProblemOptions:
+class ProblemOptions(GeneratorOptions):
     seed: int = 0
-    modulus: Optional[int] = 23  # a prime; null = plain integers (GSM-Infinite bounds)
-    distractors: Optional[int] = None  # null = random 0..ceil(op/2)
-    shuffle: float = 1.0  # 0 = topological order of statements, 1 = full shuffle
-    pool: Optional[str] = None  # pretrain | midtrain | rl | eval
-    symbols: str = "random"  # random (as iGSM) | ordered (a, b, c, ... in step order)
 
 
 @dataclass
@@ -67,11 +63,6 @@ def parse(schema, argv: list[str]):
         raise UsageError(f"bad value for '{key}': {str(e).splitlines()[0]}") from None
 
 
-def _options(a: ProblemOptions) -> dict:
-    return {"modulus": a.modulus, "distractors": a.distractors, "shuffle": a.shuffle, "pool": a.pool,
-            "symbols": a.symbols}
-
-
 def cmd_generate(argv: list[str]) -> None:
     from .dataset import check_mixture, rows, write_jsonl
 
@@ -80,7 +71,7 @@ def cmd_generate(argv: list[str]) -> None:
     if a.out is not None:
         _check_writable(a.out)
     items = rows(a.ops, a.contexts, a.modes, n=a.n, seed=a.seed, workers=a.workers,
-                 progress=a.out is not None and a.n >= 2000, **_options(a))
+                 progress=a.out is not None and a.n >= 2000, **options_of(a))
     if a.out is None:
         import json
         for r in items:
@@ -105,7 +96,7 @@ def cmd_show(argv: list[str]) -> None:
     from .problem import generate
 
     a = parse(ShowArgs, argv)
-    p = generate(a.op, a.context, a.mode, seed=a.seed, index=a.index, **_options(a))
+    p = generate(a.op, a.context, a.mode, seed=a.seed, index=a.index, **options_of(a))
     g = p.graph
     params = [n for n, d in g.nodes(data=True) if d["kind"] != "constant"]
     needed = [n for n in params if g.nodes[n]["necessary"]]

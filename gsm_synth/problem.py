@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 import networkx as nx
@@ -12,11 +12,12 @@ from . import pools
 from .arith import Arithmetic
 from .build import build_structure
 from .context import get_context
+from .options import GeneratorOptions
 from .render import Namer, canonical_order, reading_order, solution, statements, template
 from .values import Retry, assign
 
 MODES = ("forward", "reverse")
-DEFAULT_OPTIONS = {"modulus": 23, "distractors": None, "shuffle": 1.0, "pool": None, "symbols": "random"}
+DEFAULT_OPTIONS = asdict(GeneratorOptions())
 SYMBOL_STYLES = ("random", "ordered")
 _MAX_TRIES = 200
 
@@ -101,10 +102,7 @@ def generate(op: int, context: str = "zoo", mode: str = "forward", seed: int = 0
              **options) -> Problem:
     """The problem number `index` of stream `seed` with exactly `op` operations.
 
-    Options: modulus (prime, default 23; None = plain integers with GSM-Infinite's bounds), distractors
-    (unused parameters stated; None = random 0..ceil(op/2)), shuffle (0 = statements in topological
-    order .. 1 = fully shuffled), pool (None, or one of pools.POOLS: the problem then belongs to that pool),
-    symbols ("random" letters as iGSM, or "ordered": a, b, c, ... in step order).
+    Options: the fields of gsm_synth.options.GeneratorOptions (modulus, distractors, shuffle, symbols, pool).
     """
     ctx = get_context(context)
     if not isinstance(op, int) or isinstance(op, bool) or not 1 <= op <= ctx.max_op:

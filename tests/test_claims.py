@@ -1,6 +1,6 @@
 """Finding verdicts from synthetic evidence: the CI decides, paired over the same problems."""
-from pipelines.claims import NOT_REPRODUCED, NOT_SIGNIFICANT, REPRODUCED, Evidence, check_claim, check_finding
-from pipelines.study import Claim, Finding
+from pipelines.study.claims import NOT_REPRODUCED, NOT_SIGNIFICANT, REPRODUCED, Evidence, check_claim, check_finding
+from pipelines.study.schema import Claim, Finding
 
 
 def record(index, c_process, n=8, errors=None, op=3, context="zoo"):

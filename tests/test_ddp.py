@@ -2,7 +2,7 @@
 
 2-process pretraining with half the batch per process follows the loss trajectory of 1 process with
 the whole batch; an RL stage under DDP splits its rollouts across the ranks and writes one model; a
-study starts multi-device stages as their own commands (pipelines.stages.launch)."""
+study starts multi-device stages as their own commands (pipelines.study.cache.launch)."""
 import csv
 import json
 import os
@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.checkpoint import load_model
-from pipelines.config import LMStageConfig, MixtureConfig, OptimConfig, to_yaml
-from pipelines.lm import run_lm_stage
+from pipelines.common.checkpoint import load_model
+from pipelines.common.config import to_yaml
+from pipelines.common.mixture import MixtureConfig
+from pipelines.train.config import LMStageConfig, OptimConfig
+from pipelines.train.lm import run_lm_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300  # a collective that waits for a dead rank would otherwise hang the suite

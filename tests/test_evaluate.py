@@ -10,9 +10,11 @@ import torch
 import gsm_synth
 from models import GPT, build_tokenizer, model_config
 from pipelines import evaluate as ev
-from pipelines.evaluate import EvalSpec, eval_problems, evaluate, write_results
-from pipelines.metrics import bootstrap_ci, maj_at_k, metric_key, pass_at_k
-from pipelines.text import completion_text, encode_prompt
+from pipelines.evaluation.plots import plot_pass_at_k
+from pipelines.evaluation.evaluate import evaluate, write_results
+from pipelines.evaluation.spec import EvalSpec, eval_problems
+from pipelines.evaluation.metrics import bootstrap_ci, maj_at_k, metric_key, pass_at_k
+from pipelines.common.text import completion_text, encode_prompt
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +225,7 @@ def test_write_results_and_overlay_plot(tokenizer, tmp_path):
     assert rows == json.loads(json.dumps(results["rows"]))
     assert len(paths["problems"].read_text().splitlines()) == len(results["problems"])
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
-    overlay = ev.plot_pass_at_k({"base": results["rows"], "rl": results["rows"]}, tmp_path / "cmp.png")
+    overlay = plot_pass_at_k({"base": results["rows"], "rl": results["rows"]}, tmp_path / "cmp.png")
     assert overlay.read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "out").glob("*.tmp"))
 
@@ -240,7 +242,7 @@ def test_cli_unknown_key_names_the_closest(capsys):
 
 @pytest.mark.slow
 def test_cli_end_to_end_with_a_saved_checkpoint(tokenizer, tmp_path, capsys):
-    from pipelines.checkpoint import save_model
+    from pipelines.common.checkpoint import save_model
 
     torch.manual_seed(0)
     save_model(tmp_path / "ck", GPT(model_config("tiny", tokenizer.vocab_size, 1024)), tokenizer)

@@ -24,7 +24,7 @@ def test_studies_are_found_from_an_installed_copy(tmp_path):
     zipfile.ZipFile(next(wheels.glob("*.whl"))).extractall(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = ("import pipelines.study as s; print(s.STUDIES_DIR); print(','.join(s.available_studies())); "
+    code = ("import pipelines.study.load as s; print(s.STUDIES_DIR); print(','.join(s.available_studies())); "
             "c = s.load_study(['study=rl_difficulty']); print(c.preset, len(c.stages))")
     done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(site)})
@@ -36,6 +36,6 @@ def test_studies_are_found_from_an_installed_copy(tmp_path):
     # a study file given by path still works from the installed copy
     mine = elsewhere / "mine.yaml"
     shutil.copy(ROOT / "studies" / "smoke.yaml", mine)
-    done = subprocess.run([sys.executable, "-c", f"import pipelines.study as s; print(s.load_study(['study={mine}']).study)"],
+    done = subprocess.run([sys.executable, "-c", f"import pipelines.study.load as s; print(s.load_study(['study={mine}']).study)"],
                           cwd=elsewhere, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(site)})
     assert done.returncode == 0 and done.stdout.strip() == "mine", done.stderr[-2000:]

@@ -5,9 +5,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from pipelines.checkpoint import CheckpointError, load_model
-from pipelines.config import ConfigError, LMStageConfig, MixtureConfig, OptimConfig, parse_dotlist
-from pipelines.lm import run_lm_stage
+from pipelines.common.checkpoint import CheckpointError, load_model
+from pipelines.common.config import ConfigError, parse_dotlist
+from pipelines.common.mixture import MixtureConfig
+from pipelines.train.config import LMStageConfig, OptimConfig
+from pipelines.train.lm import run_lm_stage
 
 
 def tiny(**kw):

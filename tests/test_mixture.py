@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from pipelines.config import MixtureConfig
-from pipelines.mixture import Mixture
+from pipelines.common.mixture import MixtureConfig
+from pipelines.common.mixture import Mixture
 
 
 def draws(cfg, n=3000):
@@ -41,7 +41,7 @@ def test_bad_extra_part_is_one_line(extra, message):
 # ------------------------------------------------------------------- training on the eval set (TTRL)
 
 def test_eval_set_cycles_through_exactly_the_evaluated_problems():
-    from pipelines.evaluate import EvalSpec, eval_problems
+    from pipelines.evaluation.spec import EvalSpec, eval_problems
     spec = EvalSpec(bins={"id": "2-5"}, contexts=["zoo", "movie"], problems_per_bin=6, seed=3,
                     problem_options={"modulus": 7})
     evaluated = [p.id for p in eval_problems(spec)["id"]]

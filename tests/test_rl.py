@@ -10,13 +10,17 @@ from lightning.pytorch.callbacks import Callback
 
 import gsm_synth
 from models import GPT, generate, model_config
-from pipelines import rewards as R
-from pipelines.checkpoint import load_model, save_model
-from pipelines.config import ConfigError, MixtureConfig, RewardConfig, RLStageConfig, parse_dotlist
-from pipelines.mixture import Mixture
-from pipelines.lm import make_tokenizer
-from pipelines.rl import group_advantages, grpo_loss, grpo_token_terms, main, run_rl_stage, zero_variance
-from pipelines.text import completion_text, encode_example, encode_prompt
+from pipelines.train import rewards as R
+from pipelines.common.checkpoint import load_model, save_model
+from pipelines.common.config import ConfigError, parse_dotlist
+from pipelines.common.mixture import MixtureConfig
+from pipelines.train.config import RewardConfig, RLStageConfig
+from pipelines.common.mixture import Mixture
+from pipelines.train.lm import make_tokenizer
+from pipelines.train.grpo import group_advantages, grpo_loss, grpo_token_terms, zero_variance
+from pipelines.rl import main
+from pipelines.train.rl import run_rl_stage
+from pipelines.common.text import completion_text, encode_example, encode_prompt
 
 
 
@@ -250,7 +254,7 @@ def test_flops_and_samples_budgets(base, tmp_path):
 
 @pytest.mark.slow
 def test_the_trainer_computes_its_loss_with_the_tested_functions(base, tmp_path, monkeypatch):
-    from pipelines import rl
+    from pipelines.train import rl
 
     calls = []
     real = rl.token_mean

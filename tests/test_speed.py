@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from models import GPT, machine, model_config, speed
-from pipelines.config import LMStageConfig, MixtureConfig
-from pipelines.lm import run_lm_stage
+from pipelines.common.mixture import MixtureConfig
+from pipelines.train.config import LMStageConfig
+from pipelines.train.lm import run_lm_stage
 
 
 @pytest.fixture(autouse=True)

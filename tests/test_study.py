@@ -5,9 +5,9 @@ import pytest
 from lightning.pytorch.callbacks import Callback
 
 from pipelines import run as run_cli
-from pipelines.stages import plan
-from pipelines.config import ConfigError
-from pipelines.study import available_studies, load_study, stage_config
+from pipelines.study.cache import plan
+from pipelines.common.config import ConfigError
+from pipelines.study.load import available_studies, load_study, stage_config
 
 SMOKE = ["study=smoke", "preset=tiny", "progress=false"]
 
@@ -177,7 +177,7 @@ def test_killed_study_resumes_to_the_same_report(tmp_path, monkeypatch):
     unbroken = tmp_path / "unbroken"
     assert run_cli.main(SMOKE + [f"out={unbroken}"]) == 0
 
-    import pipelines.rl as rl
+    import pipelines.train.rl as rl
 
     original = rl.run_rl_stage
     calls = []
@@ -260,7 +260,7 @@ def test_loading_a_study_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, pipelines.run; from pipelines.study import load_study; "
+    code = ("import sys, pipelines.run; from pipelines.study.load import load_study; "
             "load_study(['study=rl_difficulty']); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]

@@ -57,7 +57,7 @@ def test_save_load_and_bad_files(tok, tmp_path):
 def test_every_context_round_trips_with_phrases_and_no_unknown_words():
     import gsm_synth
     from models import build_tokenizer
-    from pipelines.text import completion_to_solution, encode_example
+    from pipelines.common.text import completion_to_solution, encode_example
 
     full = build_tokenizer(gsm_synth.vocabulary(), gsm_synth.phrases())
     words_only = build_tokenizer(gsm_synth.vocabulary())

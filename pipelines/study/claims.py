@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from gsm_synth.dataset import parse_ops
-from pipelines.evaluate import problem_scores
-from pipelines.metrics import bootstrap_ci, sample_ks
-from pipelines.study import Claim, Finding
+from pipelines.evaluation.evaluate import problem_scores
+from pipelines.evaluation.metrics import bootstrap_ci, sample_ks
+from pipelines.study.schema import Claim, Finding
 
 REPRODUCED, NOT_REPRODUCED, NOT_SIGNIFICANT = "reproduced", "not reproduced", "not significant"
 

@@ -3,11 +3,32 @@ the generator, and the fixed layout of an eval set. Plain Python (no torch): stu
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
+from typing import Optional
 
 import gsm_synth
 from gsm_synth.dataset import parse_ops
+from gsm_synth.options import GeneratorOptions, options_of
 
-from .config import MixtureConfig
+
+@dataclass
+class MixtureConfig(GeneratorOptions):
+    """What a stage trains on: op bins with weights, context and mode weights, and the generator options
+    (inherited: modulus, distractors, shuffle, symbols, pool)."""
+    pool: Optional[str] = "pretrain"
+    ops: dict[str, float] = field(default_factory=lambda: {"2-4": 0.2, "5-7": 0.3, "8-10": 0.5})
+    contexts: dict[str, float] = field(default_factory=lambda: {"zoo": 1.0, "school": 1.0, "movie": 1.0})
+    modes: dict[str, float] = field(default_factory=lambda: {"forward": 1.0})
+    # A share of problems drawn from a second, narrower distribution instead (e.g. context B at op 2 only,
+    # as in the context-transfer study); its modes and generator options are the ones above.
+    extra_share: float = 0.0
+    extra_ops: dict[str, float] = field(default_factory=dict)
+    extra_contexts: dict[str, float] = field(default_factory=dict)
+    # > 0: instead of drawing, visit the eval set that the evaluator builds with problems_per_bin =
+    # eval_set and seed = eval_seed for these ops/contexts/modes (pool 'eval'), each problem once per pass
+    # in a seeded order: TTRL trains on its unlabeled test set itself. RL stages only.
+    eval_set: int = 0
+    eval_seed: int = 0
 
 
 class Mixture:
@@ -20,8 +41,7 @@ class Mixture:
         self.bin_weights = _weights(cfg.ops, "mixture.ops")
         self.contexts, self.context_weights = list(cfg.contexts), _weights(cfg.contexts, "mixture.contexts")
         self.modes, self.mode_weights = list(cfg.modes), _weights(cfg.modes, "mixture.modes")
-        self.options = {"modulus": cfg.modulus, "distractors": cfg.distractors, "shuffle": cfg.shuffle,
-                        "pool": cfg.pool, "symbols": cfg.symbols}
+        self.options = options_of(cfg)
         # the same validation and normal form the evaluator uses, so an eval_set layout matches its problems
         ops, contexts, modes = gsm_synth.dataset.check_mixture(union_ops(cfg.ops), self.contexts, self.modes)
         gsm_synth.problem.check_options(self.options)

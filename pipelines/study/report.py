@@ -8,10 +8,11 @@ import numpy as np
 
 from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import parse_ops
-from pipelines.claims import Evidence, check_finding
-from pipelines.metrics import bootstrap_ci, metric_key, sample_ks
-from pipelines.stages import duration
-from pipelines.study import StudyConfig, label, stage_seeds
+from pipelines.study.claims import Evidence, check_finding
+from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
+from pipelines.study.cache import duration
+from pipelines.study.load import label, stage_seeds
+from pipelines.study.schema import StudyConfig
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
                 "not significant": "➖ not significant"}
@@ -74,7 +75,7 @@ def _smooth(ys: list[float], width: int) -> list[float]:
 
 def draw_plots(cfg: StudyConfig, ev: Evidence, run_dir: Path) -> list[tuple[str, str]]:
     """Draw the study's plots; (title, file name) of each."""
-    from pipelines import plots
+    from pipelines.evaluation import plots
 
     drawn = []
     for i, spec in enumerate(cfg.plots):

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 
 from gsm_synth import verify
 
-from .config import ConfigError, RewardConfig
-from .text import completion_to_solution
+from .config import RewardConfig
+
+from pipelines.common.config import ConfigError
+from pipelines.common.text import completion_to_solution
 
 KINDS = ("outcome", "process", "strict", "ttrl")
 # The verifier's answer convention (last "Answer: n" or "<answer> n"), read without the problem.

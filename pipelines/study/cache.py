@@ -17,11 +17,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
-from pipelines.config import to_yaml
-from pipelines.evaluate import EvalSpec, evaluate, resolve_eval_precision, write_results
-from pipelines.study import StudyConfig, order, stage_config, stage_seeds
+from pipelines.common.config import to_yaml
+from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
+from pipelines.evaluation.spec import EvalSpec
+from pipelines.study.load import order, stage_config, stage_seeds
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
+from pipelines.study.schema import StudyConfig
 # sampler): old cache entries then stop matching instead of being silently reused.
 CODE_VERSION = 2
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and
@@ -83,8 +85,8 @@ def plan(cfg: StudyConfig) -> list[StageRun]:
     import torch
 
     from models import GPT, GPTConfig
-    from pipelines.lm import make_tokenizer, model_config_for, resolve_speed as lm_speed
-    from pipelines.rl import resolve_speed as rl_speed
+    from pipelines.train.lm import make_tokenizer, model_config_for, resolve_speed as lm_speed
+    from pipelines.train.rl import resolve_speed as rl_speed
 
     cache = Path(cfg.out) / "cache"
     memory = cache / SPEED_MEMORY
@@ -116,8 +118,8 @@ def plan(cfg: StudyConfig) -> list[StageRun]:
 
 def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     """Train (or resume, or reuse) one stage; returns its stage.json record."""
-    from pipelines.lm import run_lm_stage
-    from pipelines.rl import run_rl_stage
+    from pipelines.train.lm import run_lm_stage
+    from pipelines.train.rl import run_rl_stage
 
     info_path = run.dir / STAGE_INFO
     if force and run.dir.exists():
@@ -164,7 +166,7 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
 
     from models import GPT, GPTConfig
     from models.machine import machine_info
-    from pipelines.checkpoint import load_meta, load_model
+    from pipelines.common.checkpoint import load_meta, load_model
 
     device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
     with torch.device("meta"):  # the precision is decided from the shape: a cached evaluation loads nothing

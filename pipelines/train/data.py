@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import IterableDataset
 
-from .mixture import Mixture
-from .text import encode_example
+from pipelines.common.mixture import Mixture
+from pipelines.common.text import encode_example
 
 DOCS_PER_BLOCK = 1024  # index space per block; a block never holds this many problems
 

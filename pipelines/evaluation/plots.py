@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
-from pipelines.metrics import metric_key
+from pipelines.evaluation.metrics import metric_key
 
 STYLES = {"outcome": "-", "process": "--"}
 

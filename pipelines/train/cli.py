@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import ConfigError, parse_dotlist, read_yaml
+from pipelines.common.config import ConfigError, parse_dotlist, read_yaml
 
 
 def is_rank_zero() -> bool:

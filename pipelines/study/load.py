@@ -1,4 +1,5 @@
-"""A study's configuration: schema, loading and the stage graph it describes.
+"""Loading a study: its YAML layers merged into the schema (pipelines/study/schema.py), checked, and the
+stage graph it describes.
 
 Precedence (later wins): the schema's defaults < studies/defaults.yaml (wiring shared by every study)
 < studies/presets/<preset>.yaml < studies/<study>.yaml < that study's `presets.<preset>` section
@@ -9,31 +10,19 @@ the findings to test (claims over eval metrics) and the plots to draw.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
 from gsm_synth.suggest import did_you_mean
-from pipelines.config import ConfigError, LMStageConfig, RLStageConfig, parse_dotlist, read_yaml
-from pipelines.mixture import union_ops
-from pipelines.evaluate import DEFAULT_BINS, EVAL_PRECISIONS, EvalSpec
+from gsm_synth.options import style_of
+from pipelines.common.config import ConfigError, parse_dotlist, read_yaml
+from pipelines.common.mixture import union_ops
+from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec
+from pipelines.study.schema import (CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, STAGE_KINDS, STUDIES_DIR,
+                                    StudyConfig)
 
-
-def _studies_dir() -> Path:
-    """studies/ of an installed copy (package data, pipelines/studies/) or of the source checkout."""
-    here = Path(__file__).resolve().parent
-    installed = here / "studies"
-    return installed if (installed / "defaults.yaml").is_file() else here.parent / "studies"
-
-
-STUDIES_DIR = _studies_dir()
-DEFAULT_PRESET = "small"  # a study's YAML may name its own (`preset: tiny` in smoke.yaml)
-PRESETS = ("tiny", "small", "paper")
-STAGE_KINDS = ("pretrain", "midtrain", "rl")
-CLAIM_KINDS = ("greater", "same", "not_greater", "below", "above")
-PLOT_KINDS = ("pass_at_k", "rl_curves", "by_op")
 
 # ${mul:0.8,${vars.budget}}: a share of a budget, so a study can split one compute budget between stages
 def _mul(a, b) -> float:
@@ -44,88 +33,6 @@ if not OmegaConf.has_resolver("mul"):  # omegaconf 2.4 renamed register_new_reso
     getattr(OmegaConf, "register_resolver" if hasattr(OmegaConf, "register_resolver") and
             "replace" in OmegaConf.register_resolver.__code__.co_varnames else "register_new_resolver")("mul", _mul)
 
-
-@dataclass
-class TaskConfig:
-    """Problem settings shared by every mixture and eval set of a study (DESIGN §5: preset parameters).
-    studies/defaults.yaml wires them into each section; a section may still override its own copy."""
-    modulus: Optional[int] = 23
-    distractors: Optional[int] = None
-    shuffle: float = 1.0
-    symbols: str = "random"
-
-
-@dataclass
-class StageNode:
-    kind: str = "rl"  # pretrain | midtrain | rl
-    after: Optional[str] = None  # the stage whose final model this one starts from (not for pretrain)
-    ops: Optional[str] = None  # shorthand: the stage's mixture is this op range only
-    set: dict[str, Any] = field(default_factory=dict)  # overrides of the kind's section, nested like it
-    label: Optional[str] = None  # name in tables and plots (default: the stage's name)
-    eval: bool = True  # evaluate this stage's model on the splits
-    shared: bool = False  # train once (first seed) for all seeds: e.g. an expensive base under RL seeds
-    n_seeds: Optional[int] = None  # run only for the first n of the study's seeds (default: all of them)
-
-
-@dataclass
-class Claim:
-    """One testable statement. Eval metrics are paired over the same problems (mean over seeds first).
-    greater: model > vs (95 % CI of the difference above 0); same: the CI of model - vs contains 0;
-    not_greater: model is not above vs (the CI does not lie above 0; a drop counts, e.g. "no gain here");
-    below / above: the model's value against `value` (for RL log keys, `rl:reward`, the run's mean)."""
-    kind: str = "greater"
-    model: str = ""
-    vs: Optional[str] = None  # default for vs_metric claims: the model itself
-    vs_metric: Optional[str] = None  # compare against another metric (e.g. rl:label_acc); default: metric
-    metric: str = "process_pass@128"  # an eval metric (process_pass@k, outcome_pass@k, maj@k, errors:<kind>) or rl:<key>
-    split: Optional[str] = None
-    context: Optional[str] = None  # only this context's problems
-    ops: Optional[str] = None  # only these ops (e.g. the top of a split)
-    value: Optional[float] = None
-
-
-@dataclass
-class Finding:
-    id: str = ""
-    text: str = ""  # the paper's claim, in words
-    source: str = ""
-    claims: list[Claim] = field(default_factory=list)
-
-
-@dataclass
-class PlotSpec:
-    kind: str = "pass_at_k"  # pass_at_k (base vs variants per split) | rl_curves | by_op
-    models: list[str] = field(default_factory=list)
-    keys: list[str] = field(default_factory=lambda: ["reward"])  # rl_curves: logged keys
-    metric: str = "process_pass@128"  # by_op
-    split: Optional[str] = None  # by_op
-    context: Optional[str] = None  # by_op
-    title: str = ""
-    file: str = ""
-
-
-@dataclass
-class StudyConfig:
-    study: str = "smoke"
-    preset: str = "small"
-    out: str = "runs"  # run folders go to <out>/<study>-<preset>/, cached stages to <out>/cache/
-    seeds: list[int] = field(default_factory=lambda: [0])  # each stage is trained once per seed
-    force: bool = False  # re-run every stage of this study even if cached
-    progress: bool = True
-    description: str = ""
-    task: TaskConfig = field(default_factory=TaskConfig)
-    vars: dict[str, Any] = field(default_factory=dict)  # named values stages interpolate: ${vars.rl_edge}
-    splits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BINS))
-    pretrain: LMStageConfig = field(default_factory=LMStageConfig)
-    midtrain: LMStageConfig = field(default_factory=LMStageConfig)
-    rl: RLStageConfig = field(default_factory=RLStageConfig)
-    eval: EvalSpec = field(default_factory=EvalSpec)
-    stages: dict[str, StageNode] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    plots: list[PlotSpec] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------------------------------- loading
 
 def available_studies() -> list[str]:
     return sorted(p.stem for p in STUDIES_DIR.glob("*.yaml") if p.stem != "defaults")
@@ -306,7 +213,7 @@ def check_eval_set(cfg: StudyConfig, name: str, kind: str, m) -> None:
     where = f"stages.{name}: mixture.eval_set trains on the eval set, so"
     ops = union_ops(m.ops)
     split = next((s for s, spec in cfg.splits.items() if spec and union_ops([spec]) == ops), None)
-    options = {k: getattr(m, k) for k in ("modulus", "distractors", "shuffle", "symbols")}
+    options = style_of(m)
     eval_options = {k: cfg.eval.problem_options.get(k, options[k]) for k in options}
     problems = [
         (kind == "rl", "it must be an rl stage"),

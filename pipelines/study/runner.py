@@ -1,0 +1,67 @@
+"""Running a study: every stage trained or reused from the cache, every model evaluated, the findings
+tested, and the report written into <out>/<study>-<preset>/ (report.md, plots, metrics.jsonl, config.yaml).
+Rerunning the same study resumes where it stopped."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gsm_synth.atomic import write_atomic
+from pipelines.common.config import to_yaml
+from pipelines.study.load import eval_spec
+from pipelines.study.schema import StudyConfig
+
+
+def run_study(cfg: StudyConfig, command: str = "") -> Path:
+    """Run (or resume) every stage, evaluate, and write the report; returns the run folder."""
+    # torch, Lightning and matplotlib load here, once the study's config is known to be good
+    from models.machine import configure_threads, describe_machine, machine_info
+    from pipelines.study.cache import describe, log, plan, run_eval, run_stage
+    from pipelines.study.claims import Evidence, read_problems, read_rl_log
+    from pipelines.study.report import write_report
+
+    started = time.time()
+    configure_threads()
+    runs = plan(cfg)  # resolves precision / compile per stage: a bad stage config fails here, before any output
+    machine = machine_info()
+    log(f"machine: {describe_machine(machine)}")
+    run_dir = Path(cfg.out) / f"{cfg.study}-{cfg.preset}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.yaml", to_yaml(cfg))
+    spec = eval_spec(cfg)
+    forced: set[str] = set()
+    stage_infos, eval_infos, problems, rl_logs = [], {}, {}, {}
+    for i, run in enumerate(runs, 1):
+        speed = "; ".join(f"{what} {choice}" for what, choice in run.speed.items())
+        log(f"stage {i}/{len(runs)}: {run.name} (seed {run.seed}, {run.kind} on {run.config.accelerator}; {speed}) -> {run.dir}")
+        info = run_stage(run, cfg.progress, force=cfg.force and run.key not in forced)
+        forced.add(run.key)
+        info["trains_on"] = ", ".join(f"op {ops}" for ops in run.config.mixture.ops)
+        stage_infos.append(info)
+        log(describe(run, info))
+        if run.kind == "rl":
+            rl_logs[(run.name, run.seed)] = read_rl_log(run.dir)
+        if cfg.stages[run.name].eval:
+            out, ev_info = run_eval(run, spec, cfg.progress, force=cfg.force and (run.key + ":eval") not in forced)
+            forced.add(run.key + ":eval")
+            eval_infos[(run.name, run.seed)] = ev_info
+            problems[(run.name, run.seed)] = read_problems(out)
+            log(describe(run, ev_info, what="eval"))
+    evidence = Evidence(problems, rl_logs, list(cfg.seeds), dict(cfg.splits))
+    result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started, machine)
+    for f in result["findings"]:
+        log(f"{f['id']}: {f['verdict']}")
+    log(f"report: {run_dir / 'report.md'}")
+    return run_dir
+
+
+def quiet_lightning() -> None:
+    """Our one-line stage summaries replace Lightning's per-fit banners (device lines, tips, stop reasons);
+    its warnings and progress bars stay."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.trainer.connectors",
+                 "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # a deprecation inside Lightning itself

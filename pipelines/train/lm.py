@@ -1,0 +1,266 @@
+"""Pretrain / mid-train stage: next-token training of the GPT on a gsm_synth mixture with Lightning.
+
+    python -m pipelines.lm out=runs/base [preset=small budget_tokens=2e7 mixture.ops={2-10:1} ...]
+
+One LightningModule serves both stages; mid-training is the same stage with `init_from` set to a
+finished stage's `final/` directory (its own mixture, learning rate and warmup). A stage directory holds
+`ckpt/last.ckpt` (resumable, written atomically every `checkpoint_every` steps), `logs/` (CSV, and
+TensorBoard if installed), `config.yaml`, and on success `final/` (model + tokenizer + summary).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+import gsm_synth
+from gsm_synth.atomic import write_atomic
+from models import GPT, GPTConfig, build_tokenizer, model_config
+from models.machine import configure_threads
+from models.speed import resolve_compile, resolve_precision, warn_compile_fallback
+
+from pipelines.common.checkpoint import load_model, save_model
+from .cli import announce, how_it_ran
+from .config import LMStageConfig
+from pipelines.common.config import ConfigError, to_yaml
+from .data import BlockStream
+from pipelines.common.mixture import Mixture
+from .share_cores import ShareCores
+
+FINAL, CKPT = "final", "ckpt"
+
+
+class LMModule(pl.LightningModule):
+    def __init__(self, model: dict, optim: dict, total_steps: int, compile: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = GPT(GPTConfig(**model))
+        self.optim, self.total_steps = optim, total_steps
+        # Kept in a list so the compiled wrapper is not registered as a submodule: checkpoints keep the
+        # plain module's parameter names (the wrapper shares its parameters).
+        self._compiled = [torch.compile(self.model)] if compile else []
+        self.compile_failed = False
+
+    def forward_logits(self, x):
+        if self._compiled:
+            try:
+                return self._compiled[0](x)
+            except Exception as e:  # no C++ compiler, an unsupported platform: train eagerly, never crash
+                warn_compile_fallback(e)
+                self._compiled, self.compile_failed = [], True
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y, w, solution = batch
+        logits = self.forward_logits(x)
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
+        weight = w.sum()
+        if self.trainer.world_size > 1:
+            # DDP averages the ranks' gradients: dividing by the mean weight over ranks makes that average
+            # the gradient of the whole global batch's weighted mean, as on one process.
+            weight = self.trainer.strategy.reduce(weight.detach(), reduce_op="mean")
+        loss = (ce * w.flatten()).sum() / weight
+        sync = self.trainer.world_size > 1
+        self.log("loss", loss, prog_bar=True, sync_dist=sync)
+        # Loss on solution tokens alone: the part that measures reasoning (problem text is mostly noise).
+        sol = solution.flatten()
+        self.log("solution_loss", ce.detach()[sol].mean() if sol.any() else ce.new_zeros(()), prog_bar=True,
+                 sync_dist=sync)
+        self.log("lr", self.lr_schedulers().get_last_lr()[0])
+        return loss
+
+    def configure_optimizers(self):
+        o = self.optim
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=o["lr"], betas=(o["beta1"], o["beta2"]))
+        warmup = max(1, int(o["warmup_frac"] * self.total_steps))
+        floor = o["min_lr_ratio"]
+
+        def schedule(step: int) -> float:  # linear warmup, then cosine down to lr * min_lr_ratio
+            if step < warmup:
+                return (step + 1) / warmup
+            t = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class StreamData(pl.LightningDataModule):
+    """Blocks for the steps still to run: reads the restored global step, so a resumed run continues
+    the data stream exactly where the checkpoint left it (and each DDP rank gets its own blocks)."""
+
+    def __init__(self, mixture: Mixture, tokenizer, cfg: LMStageConfig):
+        super().__init__()
+        self.mixture, self.tokenizer, self.cfg = mixture, tokenizer, cfg
+
+    def train_dataloader(self):
+        t = self.trainer
+        step, world, rank = t.global_step, t.world_size, t.global_rank
+        stream = BlockStream(self.mixture, self.tokenizer, self.cfg.seed, self.cfg.seq_len,
+                             self.cfg.prompt_loss_weight, start=step, stride=(world, rank, self.cfg.batch_size))
+        return DataLoader(stream, batch_size=self.cfg.batch_size, num_workers=0)
+
+
+class Throughput(Callback):
+    """Tokens/s and FLOPs so far, logged every step (and shown in the progress bar)."""
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float):
+        self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
+        self.t0 = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        dt = time.perf_counter() - self.t0
+        module.log("tok_s", self.tokens_per_step / dt, prog_bar=True)
+        module.log("flops", float(trainer.global_step * self.tokens_per_step * self.flops_per_token))
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that writes to a temporary file and renames it: a kill never leaves half a file."""
+
+    def _save_checkpoint(self, trainer, filepath):
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+
+def make_tokenizer():
+    """Words and phrases of every registered context (a user's too), so any mixture is covered."""
+    return build_tokenizer(gsm_synth.vocabulary(), gsm_synth.phrases())
+
+
+def model_config_for(cfg: LMStageConfig, vocab_size: int) -> dict:
+    """The architecture a from-scratch stage builds: its preset with `cfg.model` overrides."""
+    model_cfg = asdict(model_config(cfg.preset, vocab_size, cfg.max_seq_len))
+    unknown = set(cfg.model) - set(model_cfg)
+    if unknown:
+        raise ConfigError(f"unknown model key '{sorted(unknown)[0]}' (valid: {', '.join(model_cfg)})")
+    try:
+        return asdict(GPTConfig(**{**model_cfg, **cfg.model}))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad model override: {e}") from None
+
+
+def resolve_speed(cfg: LMStageConfig, model: GPT, memory: Path | None = None) -> tuple[LMStageConfig, dict]:
+    """cfg with precision and compile decided for this machine (explicit values stay), and why. Only the
+    model's shape is read (a meta-device model will do); `memory`: see models.speed.remembered."""
+    validate(cfg)
+    steps = plan_steps(cfg, model.flops_per_token(cfg.seq_len))
+    try:
+        precision = resolve_precision(cfg.precision, cfg.accelerator, model, cfg.batch_size * cfg.seq_len,
+                                      memory=memory)
+        compiled = resolve_compile(cfg.compile, cfg.accelerator, steps, memory=memory)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    resolved = replace(cfg, precision=precision.value, compile="true" if compiled.value else "false")
+    return resolved, {"precision": precision, "compile": compiled}
+
+
+def plan_steps(cfg: LMStageConfig, flops_per_token: float) -> int:
+    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.devices
+    if cfg.budget_flops is not None:
+        if cfg.budget_flops <= 0:
+            raise ConfigError(f"budget_flops must be > 0 (got {cfg.budget_flops})")
+        return max(1, int(cfg.budget_flops / (flops_per_token * tokens_per_step)))
+    if cfg.budget_tokens is None or cfg.budget_tokens <= 0:
+        raise ConfigError(f"budget_tokens must be > 0 (got {cfg.budget_tokens})")
+    return max(1, math.ceil(cfg.budget_tokens / tokens_per_step))
+
+
+def validate(cfg: LMStageConfig) -> None:
+    for key in ("batch_size", "seq_len", "checkpoint_every", "devices"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be > 0 (got {cfg.optim.lr})")
+    if not 0 <= cfg.optim.warmup_frac < 1:
+        raise ConfigError(f"optim.warmup_frac must be in [0, 1) (got {cfg.optim.warmup_frac})")
+    if cfg.mixture.eval_set:
+        raise ConfigError("mixture.eval_set is for RL stages (training on the unlabeled eval set); LM stages pack "
+                          "streamed problems")
+    if cfg.prompt_loss_weight < 0:
+        raise ConfigError(f"prompt_loss_weight must be >= 0 (got {cfg.prompt_loss_weight})")
+    if cfg.seq_len > cfg.max_seq_len:
+        raise ConfigError(f"seq_len {cfg.seq_len} exceeds max_seq_len {cfg.max_seq_len}")
+
+
+def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
+    """Train (or resume, or skip if finished) one LM stage; returns its final/ model directory."""
+    out = Path(out)
+    final = out / FINAL
+    if (final / "model.json").exists():
+        return final
+    validate(cfg)
+    try:
+        mixture = Mixture(cfg.mixture)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.init_from:
+        base, tokenizer, _ = load_model(cfg.init_from)
+        model_cfg = asdict(base.config)
+    else:
+        tokenizer = make_tokenizer()
+        model_cfg = model_config_for(cfg, tokenizer.vocab_size)
+        base = None
+    if cfg.devices == 1:
+        configure_threads()  # DDP ranks share the cores: Lightning gives each its part
+    with torch.device("meta"):  # shapes only
+        shape = GPT(GPTConfig(**model_cfg))
+    cfg, choices = resolve_speed(cfg, shape)
+    if any(c.reason != "set" for c in choices.values()):  # a study resolves before it starts a stage
+        announce(f"pretrain/mid-train: precision {choices['precision']}, compile {choices['compile']}")
+    module = LMModule(model_cfg, asdict(cfg.optim), 1, compile=cfg.compile == "true")
+    flops_per_token = module.model.flops_per_token(cfg.seq_len)
+    module.total_steps = module.hparams.total_steps = total_steps = plan_steps(cfg, flops_per_token)
+    if base is not None:
+        module.model.load_state_dict(base.state_dict())
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "config.yaml", to_yaml(cfg))
+    tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
+    ckpt = AtomicCheckpoint(dirpath=out / CKPT, save_last=True, save_top_k=0,
+                            every_n_train_steps=cfg.checkpoint_every, enable_version_counter=False)
+    loggers = [CSVLogger(out, name="logs")]  # a resumed run logs to the next version_N: nothing is overwritten
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401
+        loggers.append(TensorBoardLogger(out, name="tb"))
+    except ImportError:
+        pass
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
+        max_steps=total_steps, gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
+        callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), ShareCores(), *callbacks],
+        enable_progress_bar=progress,
+        enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,
+        deterministic=False, default_root_dir=out)
+    last = out / CKPT / "last.ckpt"
+    trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg),
+                ckpt_path=str(last) if last.exists() else None, weights_only=False)
+    if trainer.is_global_zero:
+        summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
+                   "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
+                   "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),
+                   **how_it_ran(cfg, choices, compiled=cfg.compile == "true" and not module.compile_failed)}
+        save_model(final, module.model, tokenizer, {"summary": summary})
+    return final
