@@ -23,7 +23,7 @@ def single_thread():
 def machine_independent_speed(tmp_path_factory):
     """`auto` precision and compile resolve the same way on every machine in the tests (fp32; compile
     where asked), and the probe memory lives in a temporary folder: tests never time the machine.
-    tests/test_speed.py checks the real resolution with mocked capabilities."""
+    tests/models/test_speed.py checks the real resolution with mocked capabilities."""
     mp = pytest.MonkeyPatch()
     mp.setenv("GSM_TESTBED_CACHE_DIR", str(tmp_path_factory.mktemp("speed-cache")))
     mp.setattr(speed, "_time_bf16", lambda model, tokens, workload: 1.0)

@@ -19,7 +19,7 @@ from pipelines.common.mixture import MixtureConfig
 from pipelines.train.config import LMStageConfig, OptimConfig
 from pipelines.train.lm import run_lm_stage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT = 300  # a collective that waits for a dead rank would otherwise hang the suite
 # Tolerance: the gradient all-reduce sums in another order than one process does (float rounding).
 LOSS_TOLERANCE = 1e-4
