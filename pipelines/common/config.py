@@ -1,9 +1,17 @@
 """Typed configs: dataclass schemas read from YAML layers and key=value command lines (OmegaConf).
 
-Precedence everywhere: dataclass defaults < YAML file < command-line dotlist.
+Precedence everywhere: dataclass defaults < YAML layers < command-line dotlist. One rule says how a
+layer meets what is below it, the same for a YAML file and a command line: a nested config or a map of
+configs (a study's stages) is merged field by field; a *table* (a map whose keys are data: op ranges,
+contexts, split names, a stage's overrides; declared with `table()` in the schema) is replaced whole by
+a layer that sets it, so no stale entry survives; any other map (named values, model overrides) is
+merged key by key. On the command line `mixture.ops={7-10: 1}` sets the table, `splits.id=2-4` one entry.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import typing
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -16,26 +24,87 @@ class ConfigError(ValueError):
     """Bad configuration; the message is one line naming the key."""
 
 
+def table(default: dict | None = None):
+    """A dataclass field holding a table: replaced whole by any layer that sets it (see the module doc)."""
+    default = dict(default or {})
+    return dataclasses.field(default_factory=lambda: dict(default), metadata={"table": True})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entries:
+    """The schema of a map of configs: every key holds one `cls`."""
+    cls: type
+
+
+def _child(schema, key: str):
+    """(what `key` of `schema` holds, its schema): "config", "table", "map" or "value". An untyped
+    schema (None) holds plain maps all the way down."""
+    if isinstance(schema, _Entries):
+        return "config", schema.cls
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return "map", None
+    f = next((f for f in dataclasses.fields(schema) if f.name == key), None)
+    if f is None:
+        return "value", None  # an unknown key: the schema check names it later
+    if f.metadata.get("table"):
+        return "table", None
+    hint = typing.get_type_hints(schema).get(key)
+    if dataclasses.is_dataclass(hint):
+        return "config", hint
+    if typing.get_origin(hint) is dict:
+        entry = typing.get_args(hint)[1]
+        return ("config", _Entries(entry)) if dataclasses.is_dataclass(entry) else ("map", None)
+    return "value", None
+
+
+def overlay(schema, base: dict, layer: dict) -> dict:
+    """`layer` over `base` (plain dicts shaped like `schema`) by the module's one rule."""
+    out = copy.deepcopy(base)
+    for key, value in layer.items():
+        kind, sub = _child(schema, key)
+        if kind in ("table", "value") or not (isinstance(value, dict) and isinstance(out.get(key), dict)):
+            out[key] = copy.deepcopy(value)
+        else:
+            out[key] = overlay(sub, out[key], value)
+    return out
+
+
+def assign(schema, plain: dict, key: str, value) -> dict:
+    """plain with the command line's `key=value` applied: the dotted key's last part is set by `overlay`
+    at its own level, so `mixture.ops={...}` replaces the table and `splits.id=2-4` edits one entry."""
+    *path, last = key.split(".")
+    out = copy.deepcopy(plain)
+    node, node_schema = out, schema
+    for depth, part in enumerate(path):
+        kind, node_schema = _child(node_schema, part)
+        if isinstance(node.get(part), str) and "${" in node[part]:  # editing inside ${vars.x}: its value
+            resolved = OmegaConf.select(OmegaConf.create(out), ".".join(path[:depth + 1]))
+            node[part] = OmegaConf.to_container(resolved) if OmegaConf.is_dict(resolved) else {}
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node.update(overlay(node_schema, node, {last: value}))
+    return out
+
+
 def parse_dotlist(schema, argv: list[str], base=None):
-    """Merge defaults (schema) < base (a dict/YAML config) < argv dotlist into a dataclass instance."""
+    """defaults (schema) < base (a dict or YAML config) < argv's key=value list, as a dataclass instance."""
     for arg in argv:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
     structured = OmegaConf.structured(schema)
     try:
-        merged = structured
-        if base is not None:  # a config file gives whole maps: they replace the defaults' maps
-            layer = OmegaConf.create(_str_keys(OmegaConf.to_container(OmegaConf.create(base))))
-            merged = OmegaConf.merge(_clear_maps(merged, layer), layer)
-        # on the command line, `splits={id: 2-4}` replaces a map while `splits.id=2-4` edits one entry
-        merged = merged.copy()
+        plain = OmegaConf.to_container(structured)
+        if base is not None:
+            plain = overlay(schema, plain, _str_keys(OmegaConf.to_container(OmegaConf.create(base))))
         for arg in argv:
-            key, value = arg.split("=", 1)
-            if value.lstrip().startswith("{") and OmegaConf.select(merged, key, default=None) is not None \
-                    and OmegaConf.is_dict(OmegaConf.select(merged, key)):
-                OmegaConf.update(merged, key, {}, merge=False)
-        cli = _str_keys(OmegaConf.to_container(OmegaConf.from_dotlist(argv)))
-        merged = OmegaConf.merge(merged, OmegaConf.create(cli))
+            key, _ = arg.split("=", 1)
+            value = _str_keys(OmegaConf.to_container(OmegaConf.from_dotlist([arg])))
+            for part in key.split("."):
+                value = value[part]
+            plain = assign(schema, plain, key, value)
+        merged = OmegaConf.merge(structured, OmegaConf.create(plain))
+        _exactly(merged, plain)
         return OmegaConf.to_object(merged)
     except ConfigKeyError as e:
         key = e.full_key or "?"
@@ -74,24 +143,17 @@ def _str_keys(node):
     return node
 
 
-def _clear_maps(cfg, layer):
-    """A copy of cfg in which every map (a dict-typed field such as mixture.ops, not a nested config)
-    that `layer` sets is emptied first: `mixture.ops={7-10: 1}` then means exactly that, instead of
-    being added to the default bins as a plain OmegaConf merge would do."""
-    cfg = cfg.copy()
-
-    def walk(node, sub):
-        for key in sub:
-            if key not in node or not OmegaConf.is_dict(sub[key]) or not OmegaConf.is_dict(node[key]):
-                continue
-            target = node._get_node(key)
-            if target._metadata.object_type in (None, dict):
-                node[key] = {}
-            else:
-                walk(node[key], sub[key])
-
-    walk(cfg, layer)
-    return cfg
+def _exactly(node, plain: dict) -> None:
+    """Make the merged config's maps hold exactly `plain`'s entries: an OmegaConf merge adds a layer's
+    entries to the defaults' (a new stage's default tables too), and the rule says the layer's stand alone."""
+    for key, value in plain.items():
+        if not isinstance(value, dict) or key not in node or not OmegaConf.is_dict(node._get_node(key)):
+            continue
+        child = node._get_node(key)
+        if child._metadata.object_type in (None, dict):
+            for extra in [k for k in child if k not in value]:
+                del child[extra]
+        _exactly(child, value)
 
 
 def _closest(cfg, key: str) -> str:

@@ -3,12 +3,13 @@ the generator, and the fixed layout of an eval set. Plain Python (no torch): stu
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import gsm_synth
 from gsm_synth.dataset import parse_ops
 from gsm_synth.options import GeneratorOptions, options_of
+from pipelines.common.config import table
 
 
 @dataclass
@@ -16,14 +17,14 @@ class MixtureConfig(GeneratorOptions):
     """What a stage trains on: op bins with weights, context and mode weights, and the generator options
     (inherited: modulus, distractors, shuffle, symbols, pool)."""
     pool: Optional[str] = "pretrain"
-    ops: dict[str, float] = field(default_factory=lambda: {"2-4": 0.2, "5-7": 0.3, "8-10": 0.5})
-    contexts: dict[str, float] = field(default_factory=lambda: {"zoo": 1.0, "school": 1.0, "movie": 1.0})
-    modes: dict[str, float] = field(default_factory=lambda: {"forward": 1.0})
+    ops: dict[str, float] = table({"2-4": 0.2, "5-7": 0.3, "8-10": 0.5})
+    contexts: dict[str, float] = table({"zoo": 1.0, "school": 1.0, "movie": 1.0})
+    modes: dict[str, float] = table({"forward": 1.0})
     # A share of problems drawn from a second, narrower distribution instead (e.g. context B at op 2 only,
     # as in the context-transfer study); its modes and generator options are the ones above.
     extra_share: float = 0.0
-    extra_ops: dict[str, float] = field(default_factory=dict)
-    extra_contexts: dict[str, float] = field(default_factory=dict)
+    extra_ops: dict[str, float] = table()
+    extra_contexts: dict[str, float] = table()
     # > 0: instead of drawing, visit the eval set that the evaluator builds with problems_per_bin =
     # eval_set and seed = eval_seed for these ops/contexts/modes (pool 'eval'), each problem once per pass
     # in a seeded order: TTRL trains on its unlabeled test set itself. RL stages only.

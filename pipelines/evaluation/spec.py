@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from gsm_synth.dataset import check_mixture
+from pipelines.common.config import table
 from pipelines.common.mixture import layout_problem, problem_layout
 
 DEFAULT_BINS = {"id": "2-10", "edge": "11-14", "hard": "15-20"}
@@ -18,7 +19,7 @@ EVAL_PRECISIONS = ("auto", "32-true", "bf16-mixed")  # sampling: bf16 autocast o
 class EvalSpec:
     """What to evaluate. Problems are index 0..problems_per_bin-1 of stream `seed` in pool 'eval': the
     same spec gives the same problems; samples are reproducible for the same spec (batch_size included)."""
-    bins: dict[str, Optional[str]] = field(default_factory=lambda: dict(DEFAULT_BINS))  # name -> ops; null drops a bin
+    bins: dict[str, Optional[str]] = table(DEFAULT_BINS)  # name -> ops; null drops a bin
     contexts: list[str] = field(default_factory=lambda: ["zoo", "school", "movie"])
     modes: list[str] = field(default_factory=lambda: ["forward"])
     problems_per_bin: int = 64

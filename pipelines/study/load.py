@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from gsm_synth.suggest import did_you_mean
 from gsm_synth.options import style_of
-from pipelines.common.config import ConfigError, parse_dotlist, read_yaml
+from pipelines.common.config import ConfigError, overlay, parse_dotlist, read_yaml
 from pipelines.common.mixture import union_ops
 from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec
 from pipelines.study.schema import (CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, STAGE_KINDS, STUDIES_DIR,
@@ -75,29 +75,12 @@ def load_study(argv: list[str]) -> StudyConfig:
               study, study_presets.get(preset) or {}]
     base = {}
     for layer in layers:
-        base = _merge(base, layer)
+        base = overlay(StudyConfig, base, layer)
     base = {**base, "study": Path(name).stem if name.endswith((".yaml", ".yml")) else name, "preset": preset}
     # study= and preset= are settled above (a study file's run folder is named by its stem)
     cfg = parse_dotlist(StudyConfig, [a for a in argv if not a.startswith(("study=", "preset="))], base=base)
     check_study(cfg)
     return cfg
-
-
-def _merge(a: dict, b: dict) -> dict:
-    """Deep merge of plain dicts where b wins; maps such as mixture.ops are replaced whole when b sets
-    them (their keys are op ranges, contexts or stage names; merging them would keep stale entries)."""
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _WHOLE_MAPS:
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-# `stages` merges stage by stage, so a study's preset section can edit one stage (`stages: {base: {shared:
-# true}}`); the command line replaces it whole with `stages={...}` (config.parse_dotlist).
-_WHOLE_MAPS = {"ops", "contexts", "modes", "extra_ops", "extra_contexts", "bins", "splits", "set"}
 
 
 def check_study(cfg: StudyConfig) -> None:
@@ -196,7 +179,7 @@ def stage_config(cfg: StudyConfig, name: str, seed: int):
     if node.ops:
         overrides.setdefault("mixture", {})["ops"] = {str(node.ops): 1.0}
     try:
-        stage = parse_dotlist(type(section), [], base=_merge(_plain(section), overrides)) if overrides else section
+        stage = parse_dotlist(type(section), [], base=overlay(type(section), _plain(section), overrides)) if overrides else section
     except ConfigError as e:
         raise ConfigError(f"stages.{name}.set: {e}") from None
     for key in [*stage.mixture.ops, *stage.mixture.contexts, *stage.mixture.extra_ops]:

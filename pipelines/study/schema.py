@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from gsm_synth.options import ProblemStyle
+from pipelines.common.config import table
 from pipelines.evaluation.spec import DEFAULT_BINS, EvalSpec
 from pipelines.train.config import LMStageConfig, RLStageConfig
 
@@ -36,7 +37,7 @@ class StageNode:
     kind: str = "rl"  # pretrain | midtrain | rl
     after: Optional[str] = None  # the stage whose final model this one starts from (not for pretrain)
     ops: Optional[str] = None  # shorthand: the stage's mixture is this op range only
-    set: dict[str, Any] = field(default_factory=dict)  # overrides of the kind's section, nested like it
+    set: dict[str, Any] = table()  # overrides of the kind's section, nested like it
     label: Optional[str] = None  # name in tables and plots (default: the stage's name)
     eval: bool = True  # evaluate this stage's model on the splits
     shared: bool = False  # train once (first seed) for all seeds: e.g. an expensive base under RL seeds
@@ -91,7 +92,7 @@ class StudyConfig:
     description: str = ""
     task: TaskConfig = field(default_factory=TaskConfig)
     vars: dict[str, Any] = field(default_factory=dict)  # named values stages interpolate: ${vars.rl_edge}
-    splits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BINS))
+    splits: dict[str, str] = table(DEFAULT_BINS)
     pretrain: LMStageConfig = field(default_factory=LMStageConfig)
     midtrain: LMStageConfig = field(default_factory=LMStageConfig)
     rl: RLStageConfig = field(default_factory=RLStageConfig)
