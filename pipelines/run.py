@@ -23,7 +23,9 @@ examples:
   python -m pipelines.run study=rl_difficulty rl.lr=3e-4 seeds=[0,1]
   python -m pipelines.run study=rl_difficulty preset=paper pretrain.accelerator=gpu rl.accelerator=gpu
 keys: any field of the study config (study, preset, out, seeds, force, task.*, splits.*, pretrain.*,
-      midtrain.*, rl.*, eval.*, stages.<name>.*); a typo is rejected with the closest valid key."""
+      midtrain.*, rl.*, eval.*, stages.<name>.*); a typo is rejected with the closest valid key.
+maps:  a table (ops, contexts, splits, a stage's set) given as {{...}} replaces the whole table; other maps
+      merge; stages.<name>=null removes a stage."""
 
 
 def describe_studies() -> str:

@@ -5,7 +5,8 @@ layer meets what is below it, the same for a YAML file and a command line: a nes
 configs (a study's stages) is merged field by field; a *table* (a map whose keys are data: op ranges,
 contexts, split names, a stage's overrides; declared with `table()` in the schema) is replaced whole by
 a layer that sets it, so no stale entry survives; any other map (named values, model overrides) is
-merged key by key. On the command line `mixture.ops={7-10: 1}` sets the table, `splits.id=2-4` one entry.
+merged key by key. On the command line `mixture.ops={7-10: 1}` sets the table, `splits.id=2-4` one entry;
+an entry of a map of configs set to null is removed (`stages.mid=null`).
 """
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ def overlay(schema, base: dict, layer: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in layer.items():
         kind, sub = _child(schema, key)
+        if value is None and isinstance(schema, _Entries):  # `stages.mid=null` removes that stage
+            out.pop(key, None)
+            continue
         if kind in ("table", "value") or not (isinstance(value, dict) and isinstance(out.get(key), dict)):
             out[key] = copy.deepcopy(value)
         else:
@@ -83,7 +87,9 @@ def assign(schema, plain: dict, key: str, value) -> dict:
         if not isinstance(node.get(part), dict):
             node[part] = {}
         node = node[part]
-    node.update(overlay(node_schema, node, {last: value}))
+    merged = overlay(node_schema, node, {last: value})
+    node.clear()
+    node.update(merged)
     return out
 
 

@@ -115,3 +115,46 @@ def build_batch(rollout: Rollout, adv: torch.Tensor, keep: torch.Tensor, n: int,
         mask[r, start - 1:len(s) - 1] = True  # targets s[start:], predicted from positions start-1 ...
     return Batch(ids, mask, torch.tensor(advs, dtype=torch.float32),
                  torch.tensor([len(s) for s in seqs], dtype=torch.long))
+
+
+@dataclass
+class UpdateStats:
+    """Sums over one RL step's update (this rank), and the means that are logged from them."""
+    passes: int = 1  # optimizer passes (ppo_epochs x minibatches): loss and grad_norm are averaged over them
+    flops: float = 0.0
+    opt_steps: int = 0
+    tokens: float = 0.0
+    clipped: float = 0.0
+    kl_old: float = 0.0
+    kl_ref: float = 0.0
+    entropy: float = 0.0
+    entropy_tokens: float = 0.0
+    loss: float = 0.0
+    grad_norm: float = 0.0
+
+    @torch.no_grad()
+    def add(self, loss, mask, clipped, logp, old_logp, k3=None, entropy=None) -> None:
+        """One micro-batch: its loss and (B, T) per-token terms on the response tokens `mask`."""
+        m = mask.to(logp.dtype)
+        self.loss += float(loss) / self.passes
+        self.tokens += float(m.sum())
+        self.clipped += float((clipped & mask).sum())
+        d = old_logp - logp
+        self.kl_old += float(((torch.exp(d) - d - 1) * m).sum())
+        if k3 is not None:
+            self.kl_ref += float((k3 * m).sum())
+        if entropy is not None:
+            self.entropy += float((entropy * m).sum())
+            self.entropy_tokens += float(m.sum())
+
+    def add_step(self, grad_norm) -> None:
+        self.grad_norm += float(grad_norm) / self.passes
+        self.opt_steps += 1
+
+    def means(self, with_ref: bool) -> dict[str, float]:
+        tok = max(self.tokens, 1.0)
+        out = {"entropy": self.entropy / max(self.entropy_tokens, 1.0), "kl_old": self.kl_old / tok,
+               "clip_frac": self.clipped / tok, "loss": self.loss, "grad_norm": self.grad_norm}
+        if with_ref:
+            out["kl"] = self.kl_ref / tok
+        return out

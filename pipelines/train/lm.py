@@ -10,7 +10,6 @@ TensorBoard if installed), `config.yaml`, and on success `final/` (model + token
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,21 +22,18 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 import gsm_synth
-from gsm_synth.atomic import write_atomic
 from models import GPT, GPTConfig, build_tokenizer, model_config
 from models.machine import configure_threads
 from models.speed import resolve_compile, resolve_precision, warn_compile_fallback
 
-from pipelines.common.checkpoint import load_model, save_model
+from pipelines.common.checkpoint import load_model
 from .cli import announce, how_it_ran
+from .skeleton import CKPT, adamw, finished, prepare, publish, save_checkpoint
 from .config import LMStageConfig
-from pipelines.common.config import ConfigError, to_yaml
+from pipelines.common.config import ConfigError
 from .data import BlockStream
 from pipelines.common.mixture import Mixture
 from .share_cores import ShareCores
-
-FINAL, CKPT = "final", "ckpt"
-
 
 class LMModule(pl.LightningModule):
     def __init__(self, model: dict, optim: dict, total_steps: int, compile: bool = False):
@@ -80,11 +76,7 @@ class LMModule(pl.LightningModule):
 
     def configure_optimizers(self):
         o = self.optim
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=o["lr"], betas=(o["beta1"], o["beta2"]))
+        opt = adamw(self.model, o["lr"], (o["beta1"], o["beta2"]), o["weight_decay"])
         warmup = max(1, int(o["warmup_frac"] * self.total_steps))
         floor = o["min_lr_ratio"]
 
@@ -134,11 +126,7 @@ class AtomicCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that writes to a temporary file and renames it: a kill never leaves half a file."""
 
     def _save_checkpoint(self, trainer, filepath):
-        tmp = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        trainer.strategy.barrier()
+        save_checkpoint(trainer, filepath, self.save_weights_only)
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
 
@@ -206,9 +194,8 @@ def validate(cfg: LMStageConfig) -> None:
 def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
     """Train (or resume, or skip if finished) one LM stage; returns its final/ model directory."""
     out = Path(out)
-    final = out / FINAL
-    if (final / "model.json").exists():
-        return final
+    if finished(out):
+        return finished(out)
     validate(cfg)
     try:
         mixture = Mixture(cfg.mixture)
@@ -234,9 +221,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
     module.total_steps = module.hparams.total_steps = total_steps = plan_steps(cfg, flops_per_token)
     if base is not None:
         module.model.load_state_dict(base.state_dict())
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", to_yaml(cfg))
-    tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
+    resume = prepare(out, cfg, tokenizer)
     ckpt = AtomicCheckpoint(dirpath=out / CKPT, save_last=True, save_top_k=0,
                             every_n_train_steps=cfg.checkpoint_every, enable_version_counter=False)
     loggers = [CSVLogger(out, name="logs")]  # a resumed run logs to the next version_N: nothing is overwritten
@@ -254,13 +239,10 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         enable_progress_bar=progress,
         enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,
         deterministic=False, default_root_dir=out)
-    last = out / CKPT / "last.ckpt"
-    trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg),
-                ckpt_path=str(last) if last.exists() else None, weights_only=False)
-    if trainer.is_global_zero:
-        summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
-                   "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
-                   "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),
-                   **how_it_ran(cfg, choices, compiled=cfg.compile == "true" and not module.compile_failed)}
-        save_model(final, module.model, tokenizer, {"summary": summary})
-    return final
+    trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg), ckpt_path=resume and str(resume),
+                weights_only=False)
+    summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
+               "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
+               "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),
+               **how_it_ran(cfg, choices, compiled=cfg.compile == "true" and not module.compile_failed)}
+    return publish(out, trainer, module.model, tokenizer, summary)

@@ -36,7 +36,6 @@ an optimizer step are reduced across ranks.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, replace
@@ -48,23 +47,22 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, IterableDataset
 
-from gsm_synth.atomic import write_atomic
 from models import GPT, GPTConfig, generate
 from models.machine import configure_threads
 from models.speed import resolve_precision
 
 from . import rewards as R
-from .grpo import (Batch, Rollout, build_batch, derive_seed, group_advantages, grpo_token_terms, token_logprobs,
+from .grpo import (Batch, Rollout, UpdateStats, build_batch, derive_seed, group_advantages, grpo_token_terms, token_logprobs,
                    token_mean, zero_variance)
-from pipelines.common.checkpoint import load_model, save_model
+from pipelines.common.checkpoint import load_model
 from .cli import announce, how_it_ran
+from .skeleton import CKPT, LAST, adamw, finished, prepare, publish, save_checkpoint
 from .config import RLStageConfig
-from pipelines.common.config import ConfigError, to_yaml
+from pipelines.common.config import ConfigError
 from pipelines.common.mixture import Mixture
 from .share_cores import ShareCores
 from pipelines.common.text import encode_prompt
 
-FINAL, CKPT = "final", "ckpt"
 UNBOUNDED = 10 ** 12  # step cap when the budget is in FLOPs
 PROGRESS_KEYS = ("reward", "acc", "kl", "tok_s")
 
@@ -96,10 +94,7 @@ class GRPOModule(pl.LightningModule):
 
     def configure_optimizers(self):
         c = self.cfg
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
-                                  {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=(c.beta1, c.beta2))
+        return adamw(self.model, c.lr, (c.beta1, c.beta2), c.weight_decay)
 
     def on_fit_start(self):
         if self.ref is not None:
@@ -184,65 +179,56 @@ class GRPOModule(pl.LightningModule):
     def _zero_backward(self) -> None:
         self.manual_backward(sum(p.sum() for p in self.model.parameters()) * 0.0)
 
-    def update(self, batch: Batch) -> dict:
+    def update(self, batch: Batch) -> UpdateStats:
+        """ppo_epochs passes over the rollout, each in `minibatches` optimizer steps."""
         cfg = self.cfg
-        world = self._world()[0]
-        opt = self.optimizers()
         batch = Batch(batch.ids.to(self.device), batch.mask.to(self.device), batch.adv.to(self.device),
                       batch.lengths)
-        rows = batch.ids.shape[0]
-        tokens = int(batch.lengths.sum())
-        length = batch.ids.shape[1]
-        stats = {"flops": 0.0, "opt_steps": 0, "tok": 0.0, "ent": 0.0, "ent_tok": 0.0, "clip": 0.0,
-                 "kl_ref": 0.0, "kl_old": 0.0, "loss": 0.0, "grad_norm": 0.0}
+        stats = UpdateStats(passes=cfg.ppo_epochs * cfg.minibatches)
         if self._sum(float(batch.mask.sum())) == 0:  # nothing to learn anywhere (all groups skipped)
             return stats
-        passes = cfg.ppo_epochs * cfg.minibatches
+        tokens, length, rows = int(batch.lengths.sum()), batch.ids.shape[1], batch.ids.shape[0]
         old = ref = None
-        if passes > 1:
+        if stats.passes > 1:  # off-policy passes need the rollout policy's log-probs
             old = self._forward_logprobs(self.model, batch)
-            stats["flops"] += self._fwd_flops(tokens, length)
+            stats.flops += self._fwd_flops(tokens, length)
         if self.ref is not None:
             ref = self._forward_logprobs(self.ref, batch)
-            stats["flops"] += self._fwd_flops(tokens, length)
+            stats.flops += self._fwd_flops(tokens, length)
         parts = [slice(k * rows // cfg.minibatches, (k + 1) * rows // cfg.minibatches) for k in range(cfg.minibatches)]
         for epoch in range(cfg.ppo_epochs):
             for part in parts:
-                part_tokens = float(batch.mask[part].sum())
-                if self._sum(part_tokens) == 0:
-                    continue
-                for sl in self._micro_slices(part):
-                    if sl.start == sl.stop:
-                        if world > 1:
-                            self._zero_backward()
-                        continue
-                    ids, mask, adv = self._trim(batch, sl)
-                    logp, ent = token_logprobs(self.model, ids, cfg.temperature, entropy=epoch == 0)
-                    width = ids.shape[1] - 1
-                    old_logp = old[sl, :width] if old is not None else logp.detach()
-                    ref_logp = ref[sl, :width] if ref is not None else None
-                    loss_tok, clipped, k3 = grpo_token_terms(logp, old_logp, adv, cfg.eps_low, cfg.eps_high,
-                                                             cfg.kl_coef, ref_logp)
-                    fmask = mask.to(loss_tok.dtype)
-                    loss = token_mean(loss_tok, mask, part_tokens)
-                    self.manual_backward(loss)
-                    with torch.no_grad():
-                        stats["loss"] += float(loss) / passes
-                        stats["tok"] += float(fmask.sum())
-                        stats["clip"] += float((clipped & mask).sum())
-                        stats["kl_old"] += float(((torch.exp(old_logp - logp) - (old_logp - logp) - 1) * fmask).sum())
-                        if k3 is not None:
-                            stats["kl_ref"] += float((k3 * fmask).sum())
-                        if ent is not None:
-                            stats["ent"] += float((ent * fmask).sum())
-                            stats["ent_tok"] += float(fmask.sum())
-                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                stats["grad_norm"] += float(norm) / passes
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                stats["opt_steps"] += 1
-            stats["flops"] += tokens * self.model.flops_per_token(length)
+                self._minibatch_step(batch, part, old, ref, stats, entropy=epoch == 0)
+            stats.flops += tokens * self.model.flops_per_token(length)
         return stats
+
+    def _minibatch_step(self, batch: Batch, part: slice, old, ref, stats: UpdateStats, entropy: bool) -> None:
+        """One optimizer step on the rows `part`, accumulated over fixed micro-batches; the loss is the
+        token mean over the whole minibatch (token_mean with its token count)."""
+        cfg = self.cfg
+        part_tokens = float(batch.mask[part].sum())
+        if self._sum(part_tokens) == 0:
+            return
+        for sl in self._micro_slices(part):
+            if sl.start == sl.stop:
+                if self._world()[0] > 1:
+                    self._zero_backward()  # every rank runs the same number of backward passes
+                continue
+            ids, mask, adv = self._trim(batch, sl)
+            logp, ent = token_logprobs(self.model, ids, cfg.temperature, entropy=entropy)
+            width = ids.shape[1] - 1
+            old_logp = old[sl, :width] if old is not None else logp.detach()
+            ref_logp = ref[sl, :width] if ref is not None else None
+            loss_tok, clipped, k3 = grpo_token_terms(logp, old_logp, adv, cfg.eps_low, cfg.eps_high,
+                                                     cfg.kl_coef, ref_logp)
+            loss = token_mean(loss_tok, mask, part_tokens)
+            self.manual_backward(loss)
+            stats.add(loss, mask, clipped, logp, old_logp, k3, ent)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        stats.add_step(norm)
+        opt = self.optimizers()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
 
     # ---------------------------------------------------------------------------- step
     def training_step(self, batch, batch_idx):
@@ -262,7 +248,7 @@ class GRPOModule(pl.LightningModule):
         t2 = time.perf_counter()
 
         sample_flops, new_tokens = self.rollout_flops(roll)
-        step_flops = self._sum(sample_flops + stats["flops"])
+        step_flops = self._sum(sample_flops + stats.flops)
         dt = t2 - t0
         st = self.state
         st["step"] = step + 1
@@ -275,15 +261,11 @@ class GRPOModule(pl.LightningModule):
         metrics = {
             "reward": float(rewards.mean()),
             "resp_len": sum(len(c.ids) for c in trained) / len(trained),
-            "zero_var_frac": float(flat.float().mean()), "opt_steps": float(stats["opt_steps"]),
+            "zero_var_frac": float(flat.float().mean()), "opt_steps": float(stats.opt_steps),
             "rollout_s": t1 - t0, "update_s": t2 - t1, "tok_s": new_tokens * world / dt,
         }
-        if self._sum(stats["tok"]) > 0:  # blank when no rank trained on any token (every group skipped)
-            tok = max(stats["tok"], 1.0)
-            metrics.update(entropy=stats["ent"] / max(stats["ent_tok"], 1.0), kl_old=stats["kl_old"] / tok,
-                           clip_frac=stats["clip"] / tok, loss=stats["loss"], grad_norm=stats["grad_norm"])
-            if self.ref is not None:
-                metrics["kl"] = stats["kl_ref"] / tok
+        if self._sum(stats.tokens) > 0:  # blank when no rank trained on any token (every group skipped)
+            metrics.update(stats.means(with_ref=self.ref is not None))
         for key in roll.truth[0]:
             metrics[key] = sum(t[key] for t in roll.truth) / len(roll.truth)
         sync = world > 1
@@ -293,7 +275,7 @@ class GRPOModule(pl.LightningModule):
         for key, value in (("rl_step", st["step"]), ("samples", st["samples"]), ("flops", st["flops"])):
             self.log(key, float(value), on_step=True, on_epoch=False, batch_size=1)  # already global
         self.log("flops_per_s", step_flops / dt, on_step=True, on_epoch=False, batch_size=1)
-        self.log("rollout_flops_frac", sample_flops / max(sample_flops + stats["flops"], 1.0), on_step=True,
+        self.log("rollout_flops_frac", sample_flops / max(sample_flops + stats.flops, 1.0), on_step=True,
                  on_epoch=False, batch_size=1)
         if st["step"] >= self.total_steps or (cfg.budget_flops is not None and st["flops"] >= cfg.budget_flops):
             self.trainer.should_stop = True
@@ -333,12 +315,7 @@ class RolloutCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if module.state["step"] % self.every == 0:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{self.path}.tmp"
-            trainer.save_checkpoint(tmp, weights_only=False)  # full state: a resume needs it
-            if trainer.is_global_zero:
-                os.replace(tmp, self.path)
-            trainer.strategy.barrier()
+            save_checkpoint(trainer, self.path)  # full state: a resume needs it
 
 
 # ------------------------------------------------------------------------------------------- stage
@@ -410,9 +387,8 @@ def plan_steps(cfg: RLStageConfig) -> int:
 def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
     """Train (or resume, or skip if finished) one RL stage; returns its final/ model directory."""
     out = Path(out)
-    final = out / FINAL
-    if (final / "model.json").exists():
-        return final
+    if finished(out):
+        return finished(out)
     cfg = resolve(cfg)
     try:
         mixture = Mixture(cfg.mixture)
@@ -429,28 +405,23 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
     module.model.load_state_dict(base.state_dict())
     total_steps = plan_steps(cfg)
     module.attach(mixture, tokenizer, base if cfg.kl_coef > 0 else None, total_steps)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "config.yaml", to_yaml(cfg))
-    tokenizer.save(out)  # beside ckpt/: a checkpoint can be evaluated before the stage ends
-    last = out / CKPT / "last.ckpt"
+    resume = prepare(out, cfg, tokenizer)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=1, max_steps=-1, logger=[CSVLogger(out, name="logs", flush_logs_every_n_steps=1)],
-        callbacks=[RolloutCheckpoint(last, cfg.checkpoint_every), ShareCores(), *callbacks], enable_progress_bar=progress,
+        callbacks=[RolloutCheckpoint(out / CKPT / LAST, cfg.checkpoint_every), ShareCores(), *callbacks], enable_progress_bar=progress,
         enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=1, num_sanity_val_steps=0,
         default_root_dir=out)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*(IterableDataset|__len__).*")
-        trainer.fit(module, datamodule=RLData(module), ckpt_path=str(last) if last.exists() else None,
+        trainer.fit(module, datamodule=RLData(module), ckpt_path=resume and str(resume),
                     weights_only=True)  # our own checkpoint holds plain data only
-    if trainer.is_global_zero:
-        st = module.state
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("reward", "acc", "pass_n")}
-        summary = {"stage": "rl", "steps": st["step"], "samples": st["samples"], "flops": st["flops"],
-                   "wall_s": st["wall_s"], "sampled_tokens": st["sampled_tokens"],
-                   "params": module.model.num_params(), "reward_kind": cfg.reward.kind,
-                   "init_from": str(cfg.init_from), **{f"final_{k}": v for k, v in metrics.items()},
-                   **how_it_ran(cfg, choices, compiled=False)}
-        save_model(final, module.model, tokenizer, {"summary": summary})
-    return final
+    st = module.state
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("reward", "acc", "pass_n")}
+    summary = {"stage": "rl", "steps": st["step"], "samples": st["samples"], "flops": st["flops"],
+               "wall_s": st["wall_s"], "sampled_tokens": st["sampled_tokens"],
+               "params": module.model.num_params(), "reward_kind": cfg.reward.kind,
+               "init_from": str(cfg.init_from), **{f"final_{k}": v for k, v in metrics.items()},
+               **how_it_ran(cfg, choices, compiled=False)}
+    return publish(out, trainer, module.model, tokenizer, summary)

@@ -41,6 +41,8 @@ def test_a_map_of_configs_merges_entry_by_entry_and_field_by_field_in_both():
     for cfg in (from_yaml, from_cli):
         assert cfg.parts["p"] == Part(weight=2.0) and cfg.parts["q"] == Part()
     assert parse_dotlist(Schema, ["parts.p.tags={b: y}"]).parts["p"].tags == {"b": "y"}  # a table inside
+    assert parse_dotlist(Schema, ["parts.p=null"]).parts == {}  # null removes an entry
+    assert parse_dotlist(Schema, [], base={"parts": {"p": None, "q": {}}}).parts == {"q": Part()}
 
 
 def test_layers_stack_by_the_same_rule():

@@ -5,6 +5,7 @@ import pytest
 from lightning.pytorch.callbacks import Callback
 
 from pipelines import run as run_cli
+from pipelines.study.runner import run_study
 from pipelines.study.cache import plan
 from pipelines.common.config import ConfigError
 from pipelines.study.load import available_studies, load_study, stage_config
@@ -189,7 +190,7 @@ def test_killed_study_resumes_to_the_same_report(tmp_path, monkeypatch):
     killed = tmp_path / "killed"
     monkeypatch.setattr(rl, "run_rl_stage", dying)
     with pytest.raises(Killed):
-        run_cli.run_study(load_study(SMOKE + [f"out={killed}"]))
+        run_study(load_study(SMOKE + [f"out={killed}"]))
     monkeypatch.setattr(rl, "run_rl_stage", original)
     rl_dir = calls[0]
     assert (rl_dir / "ckpt" / "last.ckpt").is_file() and not (rl_dir / "final").exists()
@@ -248,7 +249,7 @@ def test_a_shared_stage_trains_once_for_all_seeds():
 def test_a_stage_cached_by_another_study_is_reused_under_this_name(tmp_path):
     first = SMOKE + [f"out={tmp_path}", "stages.ttrl.eval=false", "stages.rl.eval=false", "stages.mid.eval=false"]
     assert run_cli.main(first) == 0
-    renamed = SMOKE + [f"out={tmp_path}", "stages={base2: {kind: pretrain, label: again}}", "findings=[]", "plots=[]"]
+    renamed = SMOKE + [f"out={tmp_path}", "stages={base2: {kind: pretrain, label: again}, base: null, mid: null, rl: null, ttrl: null}", "findings=[]", "plots=[]"]
     assert run_cli.main(renamed) == 0  # same config as 'base': cached, reported as 'base2'
     rows = [json.loads(l) for l in (tmp_path / "smoke-tiny" / "metrics.jsonl").read_text().splitlines()]
     stage = [r for r in rows if r["type"] == "stage"]
