@@ -11,11 +11,9 @@ PRESETS: dict[str, GPTConfig] = {
     # Unit tests: builds and runs in milliseconds.
     "tiny": GPTConfig(vocab_size=_PLACEHOLDER_VOCAB, n_layer=2, n_embd=32, n_head=4, n_kv_head=2,
                       ffn_hidden=64),
-    # Default on a 2-core CPU: 1.2M parameters, 6 layers x 128, head size 64. Training is compute-bound
-    # (~140 GFLOP/s bf16 here), so tokens per minute scale as 1/params: this shape trains at ~12k tok/s,
-    # 2.5x the 8 x 192 first tried, and learned the format and first steps within ~20M tokens
-    # (docs/experiments.md e1/e2). Provisional until the pretraining precondition is met.
-    "small": GPTConfig(vocab_size=_PLACEHOLDER_VOCAB, n_layer=6, n_embd=128, n_head=2, n_kv_head=1,
+    # The default on a 2-core CPU, and what `preset=small` studies train: ~1M parameters, 4 layers x 128,
+    # head size 64. Training is compute-bound, so tokens per minute scale as 1/params (docs/experiments.md).
+    "small": GPTConfig(vocab_size=_PLACEHOLDER_VOCAB, n_layer=4, n_embd=128, n_head=2, n_kv_head=1,
                        ffn_hidden=384),
     # The CMU study's ~100M Qwen2-like model (GPU only): 12 x 768, 12 heads / 2 KV heads.
     "paper": GPTConfig(vocab_size=_PLACEHOLDER_VOCAB, n_layer=12, n_embd=768, n_head=12, n_kv_head=2,

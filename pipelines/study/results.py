@@ -1,0 +1,88 @@
+"""docs/results.md from finished study runs: each run's findings with their verdicts and numbers, the
+models' pass@k per split, and the machine it ran on — read from the run folders the runner wrote
+(metrics.jsonl, config.yaml, report.md), never typed by hand."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from pipelines.common.config import read_yaml
+
+VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
+                "not significant": "➖ not significant"}
+HEADER = ("# Results\n\nWritten by `python -m pipelines.results` from the run folders named below; each study's "
+          "full report (task, stages, plots) is `<run folder>/report.md`. A verdict is the runner's, by the "
+          "rules in docs/design.md §7. Numbers are process-verified unless marked otherwise.\n")
+
+
+def run_folders(roots: list[Path]) -> list[Path]:
+    """Every finished run (a folder with metrics.jsonl and report.md) under the roots, by study and preset."""
+    found = {p.parent for root in roots for p in Path(root).glob("*/metrics.jsonl") if (p.parent / "report.md").is_file()}
+    return sorted(found, key=lambda p: p.name)
+
+
+def read_run(folder: Path) -> dict:
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = read_yaml(folder / "config.yaml", "run config")
+    report = (folder / "report.md").read_text()
+    command = re.search(r"^Command: `(.+?)`", report, re.M)
+    wall = re.search(r"total wall time ([^(]+?) \(", report)
+    return {"folder": folder, "config": config, "command": command.group(1) if command else "?",
+            "wall": wall.group(1) if wall else "?",
+            "stages": [r for r in records if r["type"] == "stage"],
+            "results": [r for r in records if r["type"] == "result"],
+            "findings": [r for r in records if r["type"] == "finding"]}
+
+
+def machines(stages: list[dict]) -> list[str]:
+    from models.machine import describe_machine
+
+    return sorted({describe_machine(s["machine"]) for s in stages if s.get("machine")})
+
+
+def run_section(run: dict) -> list[str]:
+    cfg = run["config"]
+    n = cfg.get("eval", {}).get("n_samples")
+    lines = [f"## `{cfg.get('study')}` — preset `{cfg.get('preset')}`", ""]
+    if cfg.get("description"):
+        lines += [str(cfg["description"]).strip(), ""]
+    lines += [f"Run folder `{run['folder'].name}`, command `{run['command']}`, total wall time {run['wall']} "
+              "(stages reused from a cache count at their original cost)."]
+    lines += [f"Machine: {m}." for m in machines(run["stages"])] + [""]
+    lines += ["| finding | verdict | claims |", "|---|---|---|"]
+    for f in run["findings"]:
+        claims = "<br>".join(f"{VERDICT_MARK.get(c['verdict'], c['verdict'])}: {c['text']}" for c in f["claims"])
+        lines.append(f"| **{f['id']}** {f['text']} | {VERDICT_MARK.get(f['verdict'], f['verdict'])} | {claims} |")
+    if not run["findings"]:
+        lines.append("| – | – | this study tests no finding |")
+    lines += ["", f"| model | split | ops | pass@1 | pass@{n} | outcome pass@1 |", "|---|---|---|---|---|---|"]
+    for r in run["results"]:
+        cells = [_cell(r, "process_pass@1"), _cell(r, f"process_pass@{n}"), _cell(r, "outcome_pass@1")]
+        lines.append(f"| {r['label']} | {r['split']} | {r['ops']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _cell(row: dict, key: str) -> str:
+    if key not in row:
+        return "–"
+    lo, hi = row.get(key + "_ci", (None, None))
+    return f"{row[key]:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+
+
+def verdict_line(run: dict) -> str:
+    """`F1a ✅, F1b ➖, ...`: one line per study for the README's table."""
+    return ", ".join(f"{f['id']} {VERDICT_MARK.get(f['verdict'], f['verdict']).split()[0]}" for f in run["findings"])
+
+
+def write_results(roots: list[Path], path: Path) -> list[dict]:
+    from gsm_synth.atomic import write_atomic
+
+    runs = [read_run(folder) for folder in run_folders(roots)]
+    lines = [HEADER, "| study | preset | verdicts |", "|---|---|---|"]
+    lines += [f"| `{r['config'].get('study')}` | {r['config'].get('preset')} | {verdict_line(r) or '–'} |" for r in runs]
+    lines.append("")
+    for run in runs:
+        lines += run_section(run)
+    write_atomic(path, "\n".join(lines))
+    return runs
