@@ -2,7 +2,7 @@
 
     python bench/generator.py [--seconds 1.0] [--repeats 3]
 
-Anchors measured on this kind of machine (shared/research/perf_anchors.md): GSM-Infinite's realistic
+Anchors measured on a 2-core CPU of the same kind, not side by side: GSM-Infinite's realistic
 generator 240/s at op 10 and 126/s at op 20 (with its rejection loop); iGSM 556/s at op 10.
 Targets here: >= 2,400/s at op 10, >= 1,250/s at op 20, verification >= 10,000 solutions/s at op 10.
 """

@@ -1,4 +1,4 @@
-"""Figures from evaluation rows (pipelines.evaluate): pass@k against k on a log2 axis.
+"""Figures from evaluation rows (pipelines.evaluation.evaluate): pass@k against k on a log2 axis.
 
 Figures are drawn on a bare matplotlib Figure rendered by the Agg canvas, never through pyplot, so
 plotting neither needs a display nor changes the backend of a notebook that imports us.

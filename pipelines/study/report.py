@@ -40,7 +40,7 @@ def summary_rows(cfg: StudyConfig, ev: Evidence, models: list[str]) -> list[dict
 
 
 def curve_rows(cfg: StudyConfig, ev: Evidence, model: str) -> list[dict]:
-    """Rows shaped like pipelines.evaluate's bin totals (for plots.plot_pass_at_k), seeds averaged."""
+    """Rows shaped like pipelines.evaluation.evaluate's bin totals (for plots.plot_pass_at_k), seeds averaged."""
     rows = []
     ks = sample_ks(cfg.eval.n_samples)
     for split, ops in cfg.splits.items():

@@ -27,7 +27,7 @@ resp_len, entropy (response tokens, first pass), kl (k3 to the reference, only w
 (k3 between the rollout policy and the policy being updated; 0 when on-policy), clip_frac, zero_var_frac,
 loss, grad_norm, opt_steps, rollout_s, update_s, tok_s (sampled tokens / step time), flops (so far),
 flops_per_s, rollout_flops_frac, samples, rl_step; ttrl adds label_acc, reward_acc, majority_ratio and
-true_reward (see pipelines/rewards.py).
+true_reward (see pipelines/train/rewards.py).
 
 DDP: each manual_backward is all-reduced by Lightning; every rank performs the same number of backward
 passes and optimizer steps (empty micro-batches backpropagate a zero loss), and token counts that gate
