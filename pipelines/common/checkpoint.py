@@ -1,10 +1,13 @@
 """A trained model on disk: weights (state dict, loaded with weights_only=True), config, tokenizer.
 
 A model directory holds model.pt, model.json and tokenizer.json. It is published atomically: written to
-a temporary sibling directory and renamed, so a reader never sees half a model.
+a temporary sibling directory and renamed, so a reader never sees half a model. model.json records the
+sha256 of the other two files, and loading checks them: a flipped byte or a file copied in from
+another model is refused with one line.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +19,8 @@ import torch
 
 from models import GPT, GPTConfig, Tokenizer
 
-WEIGHTS, META = "model.pt", "model.json"
+WEIGHTS, META, TOKENIZER = "model.pt", "model.json", "tokenizer.json"
+RETRAIN = "retrain the stage that wrote it (in a study: rerun with force=true)"
 
 
 class CheckpointError(ValueError):
@@ -30,8 +34,10 @@ def save_model(directory: str | Path, model: GPT, tokenizer: Tokenizer, meta: di
     try:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save(state, tmp / WEIGHTS)
-        (tmp / META).write_text(json.dumps({"config": asdict(model.config), **(meta or {})}, indent=2))
         tokenizer.save(tmp)
+        digests = {name: sha256(tmp / name) for name in (WEIGHTS, TOKENIZER)}
+        (tmp / META).write_text(json.dumps({"config": asdict(model.config), **(meta or {}), "sha256": digests},
+                                           indent=2))
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(tmp, directory)
@@ -41,14 +47,36 @@ def save_model(directory: str | Path, model: GPT, tokenizer: Tokenizer, meta: di
     return directory
 
 
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files(directory: Path, meta: dict) -> None:
+    """The recorded sha256 of each file (model directories written before checksums have none)."""
+    for name, recorded in (meta.get("sha256") or {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} is missing; {RETRAIN}")
+        if sha256(path) != recorded:
+            raise CheckpointError(f"checkpoint {path} does not match the sha256 recorded in {META} "
+                                  f"(corrupted or replaced); {RETRAIN}")
+
+
 def load_meta(directory: str | Path) -> dict:
     path = Path(directory) / META
     if not path.is_file():
         raise CheckpointError(f"no model at {directory} ({META} missing)")
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"checkpoint {path} is corrupted ({e.__class__.__name__})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupted ({e.__class__.__name__}); {RETRAIN}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} is corrupted (not a JSON object); {RETRAIN}")
+    return meta
 
 
 def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer, dict]:
@@ -62,6 +90,7 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokeniz
         config = GPTConfig(**meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {directory / META} has no valid model config ({e})") from None
+    check_files(directory, meta)
     tokenizer = Tokenizer.load(directory)
     try:
         state = torch.load(directory / WEIGHTS, map_location=device, weights_only=True)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
+from pipelines.common.checkpoint import META, CheckpointError, sha256
 from pipelines.common.config import to_yaml
 from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
 from pipelines.evaluation.spec import EvalSpec
@@ -124,9 +125,9 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     info_path = run.dir / STAGE_INFO
     if force and run.dir.exists():
         shutil.rmtree(run.dir)
-    if info_path.is_file() and (run.final / "model.json").is_file():
+    if info_path.is_file() and (run.final / META).is_file():
         # another study may have trained it under another name: the same key means the same stage
-        return {**json.loads(info_path.read_text()), "name": run.name, "seed": run.seed, "after": run.after,
+        return {**cached_info(run, info_path), "name": run.name, "seed": run.seed, "after": run.after,
                 "cached": True}
     started = time.time()
     if run.config.devices > 1:
@@ -140,9 +141,32 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
             # an RL stage carries its training time through resumes; an LM stage's killed part is not counted
             "wall_s": max(time.time() - started, float(summary.get("wall_s", 0.0))),
             "flops": summary.get("flops", 0.0), "resolved": {k: str(c) for k, c in run.speed.items()},
-            "summary": summary}
+            "summary": summary, "final_sha256": sha256(final / META)}
     write_atomic(info_path, json.dumps(info, indent=2) + "\n")
     return {**info, "cached": False}
+
+
+def read_record(path: Path, again: str) -> dict:
+    """A JSON record this cache wrote (stage.json, done.json), or one line naming the file and the way on."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is unreadable ({type(e).__name__}); {again}") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} is corrupted (not a JSON object); {again}")
+    return record
+
+
+def cached_info(run: StageRun, info_path: Path) -> dict:
+    """A finished stage's record, checked: readable, of this key, and its final/ the model it trained."""
+    again = f"rerun with force=true to retrain stage {run.name}"
+    info = read_record(info_path, again)
+    if info.get("key") != run.key:
+        raise CheckpointError(f"{info_path} does not belong to this stage (key {run.key}); {again}")
+    recorded = info.get("final_sha256")  # stages cached before checksums have none
+    if recorded and sha256(run.final / META) != recorded:
+        raise CheckpointError(f"{run.final} is not the model stage {run.name} trained ({META} changed since); {again}")
+    return info
 
 
 def launch(run: StageRun) -> Path:
@@ -177,7 +201,7 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
     if force and out.exists():
         shutil.rmtree(out)
     if done.is_file():
-        return out, {**json.loads(done.read_text()), "cached": True}
+        return out, {**read_record(done, f"rerun with force=true to evaluate stage {run.name} again"), "cached": True}
     started = time.time()
     model, tokenizer, _ = load_model(run.final, device=device)
     results = evaluate(model, tokenizer, spec, progress=progress)

@@ -240,7 +240,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,
         deterministic=False, default_root_dir=out)
     trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg), ckpt_path=resume and str(resume),
-                weights_only=False)
+                weights_only=True)  # plain data only: a checkpoint never runs code
     summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
                "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
                "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),

@@ -15,6 +15,8 @@ from gsm_synth.atomic import write_atomic
 from pipelines.common.checkpoint import save_model
 from pipelines.common.config import to_yaml
 
+from .cli import announce, is_rank_zero
+
 FINAL, CKPT, LAST = "final", "ckpt", "last.ckpt"
 
 
@@ -30,8 +32,26 @@ def prepare(out: Path, cfg, tokenizer) -> Path | None:
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "config.yaml", to_yaml(cfg))
     tokenizer.save(out)
-    last = out / CKPT / LAST
-    return last if last.exists() else None
+    return resume_point(out / CKPT / LAST)
+
+
+def resume_point(last: Path) -> Path | None:
+    """`last` if it is a readable checkpoint of plain data. One that is not (truncated, garbage, or a
+    pickle that would run code) is never unpickled: it is moved aside to `last.ckpt.bad` and the stage
+    starts from the beginning, which ends where an unbroken run would (the data stream is seeded)."""
+    if not last.exists():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        return last
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    if is_rank_zero():
+        bad = last.with_name(last.name + ".bad")
+        os.replace(last, bad)
+        announce(f"warning: {last} cannot be read as a plain-data checkpoint ({reason}); moved to {bad.name}, "
+                 "training this stage from its start")
+    return None
 
 
 def adamw(model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float):

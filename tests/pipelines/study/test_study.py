@@ -1,5 +1,6 @@
 """The study runner: config precedence, one-line errors, cache keys, smoke end to end, resume."""
 import json
+import shutil
 
 import pytest
 from lightning.pytorch.callbacks import Callback
@@ -265,3 +266,35 @@ def test_loading_a_study_does_not_import_torch():
             "load_study(['study=rl_difficulty']); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_is_one_line_naming_the_file(tmp_path, capsys):
+    argv = SMOKE + [f"out={tmp_path}"]
+    assert run_cli.main(argv) == 0
+    cache = tmp_path / "cache"
+    base = next(cache.glob("pretrain-*"))
+    mid = next(cache.glob("midtrain-*"))
+    capsys.readouterr()
+
+    def fails(fragment):
+        assert run_cli.main(argv) == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and fragment in errors[0] and "force=true" in errors[0], err
+        assert "Traceback" not in err
+
+    info = (base / "stage.json").read_text()
+    (base / "stage.json").write_text("{garbage")
+    fails(f"{base / 'stage.json'} is unreadable")
+    (base / "stage.json").write_text(info)
+    saved = tmp_path / "saved-final"
+    shutil.copytree(base / "final", saved)
+    shutil.rmtree(base / "final")
+    shutil.copytree(mid / "final", base / "final")  # a valid model, of another stage
+    fails(f"{base / 'final'} is not the model stage base trained")
+    shutil.rmtree(base / "final")
+    shutil.copytree(saved, base / "final")
+    done = next(base.glob("eval-*/done.json"))
+    done.write_text("[]")
+    fails(f"{done} is corrupted")

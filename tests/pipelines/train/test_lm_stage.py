@@ -71,7 +71,7 @@ def test_midtrain_starts_from_a_checkpoint(tmp_path):
 def test_corrupted_checkpoint_is_one_clear_error(tmp_path):
     final = run_lm_stage(tiny(budget_tokens=4 * 128), tmp_path, progress=False)
     (final / "model.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupted or not a model"):
+    with pytest.raises(CheckpointError, match="does not match the sha256 recorded in model.json"):
         load_model(final)
     with pytest.raises(CheckpointError, match="no model at"):
         load_model(tmp_path / "nowhere")

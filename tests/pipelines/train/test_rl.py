@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import Callback
 import gsm_synth
 from models import GPT, generate, model_config
 from pipelines.train import rewards as R
-from pipelines.common.checkpoint import load_model, save_model
+from pipelines.common.checkpoint import CheckpointError, load_model, save_model
 from pipelines.common.config import ConfigError, parse_dotlist
 from pipelines.common.mixture import MixtureConfig
 from pipelines.train.config import RewardConfig, RLStageConfig
@@ -237,6 +237,28 @@ def test_killed_run_resumes_to_the_same_weights(base, tmp_path):
     assert any(float(r["kl"]) > 0 for r in metrics(tmp_path / "a"))
     # a running stage's checkpoint loads as a model, as the LM stages' do
     assert load_model(tmp_path / "b" / "ckpt" / "last.ckpt")[0].config.n_layer == 2
+
+
+@pytest.mark.slow
+def test_a_crafted_rl_resume_checkpoint_never_runs(base, tmp_path, capfd):
+    import pathlib
+
+    class Payload:
+        def __reduce__(self):
+            return pathlib.Path.touch, (tmp_path / "ran",)
+
+    cfg = rl_cfg(base, budget_steps=4)
+    unbroken = run_rl_stage(cfg, tmp_path / "a", progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_rl_stage(cfg, tmp_path / "b", progress=False, callbacks=[KillAt(2)])
+    last = tmp_path / "b" / "ckpt" / "last.ckpt"
+    torch.save({"rl_state": Payload()}, last)
+    with pytest.raises(CheckpointError, match="corrupted or not a training checkpoint"):
+        load_model(last)  # evaluating a running stage reads the same file: refused, not run
+    resumed = run_rl_stage(cfg, tmp_path / "b", progress=False)
+    assert not (tmp_path / "ran").exists() and "moved to last.ckpt.bad" in capfd.readouterr().err
+    a, b = weights(unbroken), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
