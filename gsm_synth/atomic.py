@@ -13,8 +13,11 @@ from pathlib import Path
 def atomic_open(path, mode: str = "w"):
     """Write to a temporary sibling of `path`; it replaces `path` only when the block ends cleanly."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the file the user asked for, not our temporary one
+        raise OSError(f"cannot write {path} ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
@@ -39,3 +42,24 @@ def write_jsonl(items, path, **dumps) -> int:
             f.write(json.dumps(item, **dumps) + "\n")
             count += 1
     return count
+
+
+def ensure_dir(path) -> Path:
+    """`path` as an existing, writable directory (created if need be), or an OSError whose message is
+    one line naming the real problem: a file in the way, no permission, a read-only place."""
+    path = Path(path)
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OSError(f"cannot write into {path} (permission denied)")
+        return path
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise OSError(f"cannot use {path} as a directory: it is a file" if ancestor == path
+                      else f"cannot create {path}: {ancestor} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create {path} ({e.strerror or e})") from None
+    return path

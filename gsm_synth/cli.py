@@ -55,6 +55,12 @@ def parse(schema, argv: list[str]):
         if key not in valid:
             hint = did_you_mean(key, valid) or f" (valid: {', '.join(valid)})"
             raise UsageError(f"unknown key '{key}'{hint}")
+        if not arg.partition("=")[2].strip():
+            default = next(f.default for f in fields(schema) if f.name == key)
+            example = f" (e.g. {key}={default})" if default not in (None, "") else ""
+            if key == "out":
+                example = ", or leave out= off to print to standard output"
+            raise UsageError(f"{key}= is empty: give it a value{example}")
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv))
         return OmegaConf.to_object(cfg)
@@ -83,13 +89,16 @@ def cmd_generate(argv: list[str]) -> None:
 
 def _check_writable(out: str) -> None:
     import os
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise UsageError(f"cannot write out={out}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK) or (os.path.exists(out) and not os.access(out, os.W_OK)):
-        raise UsageError(f"cannot write out={out}: permission denied")
+
+    from .atomic import ensure_dir
+
+    if not out:
+        raise UsageError("out= is empty: give a file name, or leave out= off to print to standard output")
     if os.path.isdir(out):
         raise UsageError(f"cannot write out={out}: it is a directory")
+    ensure_dir(os.path.dirname(os.path.abspath(out)))
+    if os.path.exists(out) and not os.access(out, os.W_OK):
+        raise UsageError(f"cannot write out={out}: permission denied")
 
 
 def cmd_show(argv: list[str]) -> None:
@@ -138,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cmd(argv[1:])
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error
+        raise
     except (UsageError, ContextError, ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     return 0

@@ -10,6 +10,12 @@ choice (consistently renamed solutions verify), parameters are matched by name, 
 any topological order. process_correct requires every necessary parameter with the right parents and
 value, correct arithmetic, nothing used before it is defined, and the right answer; correct extra steps
 are allowed but reported (kind extra_parameter).
+
+What a step is judged by: its parents (the symbols of its first expression) and its value, not the
+operation written. Any expression over the true parents with the true value is accepted, e.g.
+`b = a + a + 17` for `b = a + 12` when both equal the true value, a constant times 0, or `-` for `+` against a
+0 operand. Under a modulus every number written (steps, the reverse equation, the answer) must be a
+residue 0..p-1. Several `Answer:` lines must agree: different answers are an answer_mismatch.
 """
 from __future__ import annotations
 
@@ -152,12 +158,15 @@ def verify(problem, text) -> Verdict:
             err("missing_parameter", f"'{name}' is needed but never defined", name)
     _check_reverse_tail(problem, text, values, param_of, unknown_sym, ar, err)
 
-    found = _ANSWER.findall(text)
-    predicted = int(found[-1]) if found else None
+    found = [int(a) for a in _ANSWER.findall(text)]
+    predicted = found[-1] if found else None
     answer_ok = predicted is not None and ar.norm(predicted) == problem.answer and (
         ar.modulus is None or 0 <= predicted < ar.modulus)
     if predicted is None:
         err("answer_mismatch", "no final 'Answer: <number>' found")
+    elif len(set(found)) > 1:
+        answer_ok = False
+        err("answer_mismatch", f"the solution gives different answers ({', '.join(map(str, dict.fromkeys(found)))})")
     elif not answer_ok:
         err("answer_mismatch", f"answer {predicted} is wrong")
     fatal = [e for e in errors if e.kind not in NON_FATAL]
@@ -244,10 +253,13 @@ def _check_reverse_tail(problem, text, values, param_of, unknown_sym, ar, err) -
         err("parse_error", "no 'We know <symbol> = <value>' equation for the unknown")
         return
     sym, given, rest = m.group(1), int(m.group(2)), m.group(3)
+    residues = _residues(ar.modulus) if ar.modulus else None
     sink = problem._names[problem._sink]
     if param_of.get(sym) != sink:
         err("dependency_mismatch", f"the equation uses {sym}, not the parameter whose value is given ('{sink}')")
-    if ar.norm(given) != problem._nodes[problem._sink].true:
+    if residues is not None and str(given) not in residues:
+        err("arithmetic_error", f"the given value {given} is not a residue mod {ar.modulus}")
+    elif ar.norm(given) != problem._nodes[problem._sink].true:
         err("value_mismatch", f"the given value is {problem._nodes[problem._sink].true}, not {given}")
     stop = _STOP.search(rest)
     rest = rest[:stop.start()] if stop else rest
@@ -260,9 +272,13 @@ def _check_reverse_tail(problem, text, values, param_of, unknown_sym, ar, err) -
         try:
             if len(sides) != 2:
                 raise ExprError("not an equation")
-            left, right = (evaluate(tokenize(s), values, ar) for s in sides)
+            tokens = [tokenize(side) for side in sides]
+            left, right = (evaluate(toks, values, ar) for toks in tokens)
         except (ExprError, KeyError):
             err("parse_error", f"cannot read the equation '{eq[:60]}'")
+            return
+        if residues is not None and any(t[0].isdigit() and t not in residues for toks in tokens for t in toks):
+            err("arithmetic_error", f"in '{eq[3:60]}', a number is not a residue mod {ar.modulus}")
             return
         equations.append((eq[3:], sides[0].strip(), left, right))
     claimed = next((r[1] for _, l_text, l, r in reversed(equations)

@@ -29,6 +29,10 @@ class GPTConfig:
     tie_embeddings: bool = True
 
     def __post_init__(self):
+        for name in ("vocab_size", "n_layer", "n_embd", "n_head", "n_kv_head", "ffn_hidden", "max_seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1 (got {value!r})")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         if self.n_head % self.n_kv_head:

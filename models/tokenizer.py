@@ -76,6 +76,11 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         return self._hf.encode(text, add_special_tokens=False).ids
 
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of `text` outside the vocabulary, each once: they would all read as <unk>."""
+        enc = self._hf.encode(text, add_special_tokens=False)
+        return list(dict.fromkeys(text[a:b] for i, (a, b) in zip(enc.ids, enc.offsets) if i == self.unk_id))
+
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._hf.encode_batch(texts, add_special_tokens=False)]
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+from gsm_synth.atomic import ensure_dir
+from gsm_synth.entry import run
 from pipelines.common.config import parse_dotlist
 from pipelines.evaluation.metrics import metric_key
 from pipelines.evaluation.spec import EvalSpec, check_spec
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = parse_command(argv)
         spec = EvalSpec(**{f.name: getattr(cmd, f.name) for f in fields(EvalSpec)})
         check_spec(spec)
+        out = ensure_dir(cmd.out or Path(cmd.checkpoint) / "eval")
         from pipelines.common.checkpoint import load_model  # torch: imported once the arguments are good
         from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
 
@@ -71,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         spec, choice = resolve_eval_precision(model, spec)
         print(f"eval: precision {choice}", file=sys.stderr)
         results = evaluate(model, tokenizer, spec, progress=cmd.progress)
-        paths = write_results(results, cmd.out or Path(cmd.checkpoint) / "eval")
-    except (ValueError, FileNotFoundError) as e:
+        paths = write_results(results, out)
+    except (ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     print(format_rows(results["rows"]))
@@ -81,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

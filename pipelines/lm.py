@@ -2,8 +2,8 @@
 (pipelines/train/lm.py; its keys are LMStageConfig in pipelines/train/config.py)."""
 from __future__ import annotations
 
-import sys
 
+from gsm_synth.entry import run
 from pipelines.train.cli import stage_main
 from pipelines.train.config import LMStageConfig
 from pipelines.train.lm import run_lm_stage
@@ -14,4 +14,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 
+from gsm_synth.entry import run
 from pipelines.common.config import ConfigError, read_yaml
 from pipelines.study.load import available_studies, load_study, study_path
 
@@ -51,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_study(argv)
         run_study(cfg, "python -m pipelines.run " + " ".join(shlex.quote(a) for a in argv))
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -39,7 +39,9 @@ def test_show_prints_problem_solution_and_graph():
     (["generate", "n=lots"], "bad value for 'n'"),
     (["generate", "ops=9-2"], "op range '9-2' is empty"),
     (["generate", "ops=2-500", "contexts=symbolic"], "op must be from 1 to 144 for context 'symbolic'"),
-    (["generate", "n=5", "out=/no/such/dir/x.jsonl"], "cannot write out=/no/such/dir/x.jsonl"),
+    (["generate", "n=5", "out=/dev/null/x.jsonl"], "cannot use /dev/null as a directory: it is a file"),
+    (["generate", "n=5", "out="], "out= is empty: give it a value, or leave out= off to print to standard output"),
+    (["generate", "ops="], "ops= is empty: give it a value (e.g. ops=2-10)"),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ])
 def test_bad_input_exits_nonzero_with_one_line(args, message):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, InterpolationKeyError, OmegaConfBaseException
 
 from gsm_synth.suggest import did_you_mean
 
@@ -98,6 +99,9 @@ def parse_dotlist(schema, argv: list[str], base=None):
     for arg in argv:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
+        key, _, value = arg.partition("=")
+        if not value.strip():
+            raise ConfigError(f"{key}= is empty: give it a value (null for none, [] for an empty list)")
     structured = OmegaConf.structured(schema)
     try:
         plain = OmegaConf.to_container(structured)
@@ -115,9 +119,71 @@ def parse_dotlist(schema, argv: list[str], base=None):
     except ConfigKeyError as e:
         key = e.full_key or "?"
         raise ConfigError(f"unknown key '{key}'{_closest(structured, key)}") from None
+    except InterpolationKeyError as e:
+        key = getattr(e, "full_key", None) or "?"
+        missing = re.search(r"key '([^']+)'", str(e))
+        ref = f"${{{missing.group(1)}}}" if missing else "another key"
+        raise ConfigError(f"'{key}' refers to {ref}, which is not set") from None
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(f"bad value for '{key}': {str(e).splitlines()[0]}") from None
+        expected = _expected(schema, key)
+        got = next((a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] == key), None)
+        detail = (f"expected {expected}" + (f", got '{got}'" if got is not None else "") if expected
+                  else str(e).splitlines()[0])
+        raise ConfigError(f"bad value for '{key}': {detail}") from None
+
+
+def _expected(schema, key: str) -> str:
+    """What the schema wants at `key`, in words ('' when the key is not a typed field)."""
+    node = schema
+    for part in key.split("."):
+        if isinstance(node, _Entries):
+            node = node.cls
+            continue
+        if not dataclasses.is_dataclass(node):
+            return ""
+        hint = typing.get_type_hints(node).get(part)
+        if hint is None:
+            return ""
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) is typing.Union and len(args) == 1:  # Optional[X]
+            hint = args[0]
+        origin = typing.get_origin(hint)
+        node = _Entries(typing.get_args(hint)[1]) if origin is dict and dataclasses.is_dataclass(
+            typing.get_args(hint)[1]) else hint
+    words = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    if node in words:
+        return words[node]
+    origin = typing.get_origin(node)
+    if origin is list:
+        return "a list, e.g. [0, 1]"
+    if origin is dict or isinstance(node, _Entries):
+        return "a map, e.g. {name: value}"
+    return f"a {node.__name__} section (a map of its fields)" if dataclasses.is_dataclass(node) else ""
+
+
+_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+
+
+def refuse_resolvers(layer, source: str, allowed: tuple[str, ...] = ()) -> None:
+    """A file's values may interpolate other keys (`${vars.x}`) and the resolvers in `allowed`, nothing
+    else: `${oc.env:NAME}` in a shared file would copy a secret into config.yaml and the report. The
+    command line may use any resolver (the user typed it)."""
+    def walk(node, where):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+        elif isinstance(node, str):
+            for name in _RESOLVER.findall(node):
+                if name not in allowed:
+                    raise ConfigError(f"{source}: {where} uses the resolver '{name}', which reads from outside the "
+                                      f"file; files may use only {', '.join(allowed) or 'plain ${key} references'}"
+                                      " (set the value on the command line instead)")
+
+    walk(layer, "")
 
 
 def read_yaml(path, what: str) -> dict:

@@ -30,7 +30,7 @@ import numpy as np
 import gsm_synth
 from gsm_synth.atomic import write_atomic, write_jsonl
 from pipelines.evaluation.metrics import FLAVOURS, bootstrap_ci, maj_at_k, metric_key, pass_at_k, sample_ks
-from pipelines.common.text import completion_to_solution, encode_prompt
+from pipelines.common.text import completion_to_solution, encode_prompt, prompt_text
 from pipelines.evaluation.spec import EvalSpec, active_bins, eval_problems
 
 # sample_fn(prompts, n) -> completions[i][j] = token ids of sample j of prompt i (EOS kept if emitted)
@@ -188,6 +188,19 @@ def build_rows(records: list[dict], spec: EvalSpec) -> list[dict]:
     return rows
 
 
+def check_vocabulary(tokenizer, problems: list, prompts: list[list[int]]) -> None:
+    """Refuse problems whose words the model's tokenizer never saw (a context it was not built with):
+    they would read as <unk> and be scored as if nothing were wrong."""
+    unk = getattr(tokenizer, "unk_id", None)
+    bad = [p for p, ids in zip(problems, prompts) if unk is not None and unk in ids]
+    if not bad:
+        return
+    words = list(dict.fromkeys(w for p in bad[:20] for w in tokenizer.unknown_words(prompt_text(p))))
+    contexts = sorted({p.context for p in bad})
+    raise ValueError(f"the model's tokenizer does not know words of context {', '.join(contexts)} "
+                     f"(e.g. {', '.join(repr(w) for w in words[:5])}); evaluate it on contexts it was trained with")
+
+
 def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = True,
              sample_fn: SampleFn | None = None) -> dict:
     """Sample, verify and summarise. `model` is a GPT (sampled with models.sampler, in eval mode, its
@@ -200,6 +213,7 @@ def evaluate(model, tokenizer, spec: EvalSpec | None = None, progress: bool = Tr
     problems = eval_problems(spec)
     flat = [(name, p) for name, ps in problems.items() for p in ps]
     prompts = [encode_prompt(tokenizer, p) for _, p in flat]
+    check_vocabulary(tokenizer, [p for _, p in flat], prompts)
     if sample_fn is None and _is_module(model):
         _check_fits(model, prompts, spec)
         if spec.precision == "auto":

@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 
 from gsm_synth.suggest import did_you_mean
 from gsm_synth.options import style_of
-from pipelines.common.config import ConfigError, overlay, parse_dotlist, read_yaml
+from pipelines.common.config import ConfigError, overlay, parse_dotlist, read_yaml, refuse_resolvers
 from pipelines.common.mixture import union_ops
-from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec
+from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec, check_spec
 from pipelines.study.schema import (CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, STAGE_KINDS, STUDIES_DIR,
                                     StudyConfig)
 
@@ -70,11 +70,12 @@ def load_study(argv: list[str]) -> StudyConfig:
     study_presets = study.pop("presets", {}) or {}
     if not isinstance(study_presets, dict) or any(p not in PRESETS for p in study_presets):
         raise ConfigError(f"study '{name}': presets must map some of {', '.join(PRESETS)} to overrides")
-    layers = [read_yaml(STUDIES_DIR / "defaults.yaml", "defaults"),
-              read_yaml(STUDIES_DIR / "presets" / f"{preset}.yaml", "preset"),
-              study, study_presets.get(preset) or {}]
+    layers = [(read_yaml(STUDIES_DIR / "defaults.yaml", "defaults"), STUDIES_DIR / "defaults.yaml"),
+              (read_yaml(STUDIES_DIR / "presets" / f"{preset}.yaml", "preset"), STUDIES_DIR / "presets" / f"{preset}.yaml"),
+              (study, study_path(name)), (study_presets.get(preset) or {}, study_path(name))]
     base = {}
-    for layer in layers:
+    for layer, source in layers:
+        refuse_resolvers(layer, f"study file {source}", allowed=("mul",))
         base = overlay(StudyConfig, base, layer)
     base = {**base, "study": Path(name).stem if name.endswith((".yaml", ".yml")) else name, "preset": preset}
     # study= and preset= are settled above (a study file's run folder is named by its stem)
@@ -90,6 +91,12 @@ def check_study(cfg: StudyConfig) -> None:
         raise ConfigError("seeds must name at least one seed")
     if cfg.eval.precision not in EVAL_PRECISIONS:  # stage precisions are checked by plan()
         raise ConfigError(f"eval.precision must be one of {', '.join(EVAL_PRECISIONS)} (got '{cfg.eval.precision}')")
+    if not any(cfg.splits.values()):
+        raise ConfigError("splits is empty: name at least one, e.g. splits={id: 2-5}")
+    try:  # before the stages: a stage training on the eval set would otherwise report it second-hand
+        check_spec(eval_spec(cfg))
+    except ValueError as e:
+        raise ConfigError(f"eval: {e}") from None
     for name, node in cfg.stages.items():
         where = f"stages.{name}"
         if node.kind not in STAGE_KINDS:

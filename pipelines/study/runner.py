@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gsm_synth.atomic import write_atomic
+from gsm_synth.atomic import ensure_dir, write_atomic
 from pipelines.common.config import to_yaml
 from pipelines.study.load import eval_spec
 from pipelines.study.schema import StudyConfig
@@ -21,6 +21,7 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     from pipelines.study.report import write_report
 
     started = time.time()
+    ensure_dir(cfg.out)  # a file in the way or a read-only place: one line before any work
     configure_threads()
     runs = plan(cfg)  # resolves precision / compile per stage: a bad stage config fails here, before any output
     machine = machine_info()

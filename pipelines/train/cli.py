@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from pipelines.common.config import ConfigError, parse_dotlist, read_yaml
+from gsm_synth.atomic import ensure_dir
+from pipelines.common.config import ConfigError, parse_dotlist, read_yaml, refuse_resolvers
 
 
 def is_rank_zero() -> bool:
@@ -41,10 +42,16 @@ def stage_main(schema, run, argv: list[str] | None = None) -> int:
         if not outs:
             raise ConfigError("missing out=<directory> for the stage's artefacts")
         base = read_yaml(files[-1], "config file") if files else None
+        refuse_resolvers(base or {}, f"config file {files[-1] if files else ''}")
         if files and not base:  # a stage config is never empty (a study's launch.yaml never is)
             raise ConfigError(f"config file {files[-1]} must be a mapping of keys to values")
-        final = run(parse_dotlist(schema, rest, base=base), outs[-1].split("=", 1)[1])
-    except (ConfigError, ValueError) as e:
+        cfg = parse_dotlist(schema, rest, base=base)
+        out = outs[-1].split("=", 1)[1]
+        if not out:
+            raise ConfigError("out= is empty: give the stage's directory")
+        ensure_dir(out)
+        final = run(cfg, out)
+    except (ConfigError, ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     if is_rank_zero():

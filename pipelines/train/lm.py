@@ -28,7 +28,7 @@ from models.speed import resolve_compile, resolve_precision, warn_compile_fallba
 
 from pipelines.common.checkpoint import load_model
 from .cli import announce, how_it_ran
-from .skeleton import CKPT, adamw, finished, prepare, publish, save_checkpoint
+from .skeleton import CKPT, adamw, check_accelerator, finished, prepare, publish, save_checkpoint
 from .config import LMStageConfig
 from pipelines.common.config import ConfigError
 from .data import BlockStream
@@ -178,6 +178,10 @@ def validate(cfg: LMStageConfig) -> None:
     for key in ("batch_size", "seq_len", "checkpoint_every", "devices"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
+    try:
+        check_accelerator(cfg.accelerator, cfg.devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0 (got {cfg.optim.lr})")
     if not 0 <= cfg.optim.warmup_frac < 1:

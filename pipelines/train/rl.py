@@ -56,7 +56,7 @@ from .grpo import (Batch, Rollout, UpdateStats, build_batch, derive_seed, group_
                    token_mean, zero_variance)
 from pipelines.common.checkpoint import load_model
 from .cli import announce, how_it_ran
-from .skeleton import CKPT, LAST, adamw, finished, prepare, publish, save_checkpoint
+from .skeleton import CKPT, LAST, adamw, check_accelerator, finished, prepare, publish, save_checkpoint
 from .config import RLStageConfig
 from pipelines.common.config import ConfigError
 from pipelines.common.mixture import Mixture
@@ -335,6 +335,10 @@ def validate(cfg: RLStageConfig) -> None:
                 "checkpoint_every", "devices"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
+    try:
+        check_accelerator(cfg.accelerator, cfg.devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.group_size < 2:
         raise ConfigError(f"group_size must be >= 2: a group-relative advantage needs 2 samples (got {cfg.group_size})")
     R.check_reward(cfg.reward, cfg.group_size)

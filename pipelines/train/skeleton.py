@@ -54,6 +54,22 @@ def resume_point(last: Path) -> Path | None:
     return None
 
 
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+def check_accelerator(accelerator: str, devices: int) -> None:
+    """Fail before any work, in one line, when the accelerator asked for is not on this machine."""
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator '{accelerator}' is not one of {', '.join(ACCELERATORS)}")
+    if accelerator in ("gpu", "cuda"):
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if found < devices:
+            raise ValueError(f"accelerator={accelerator} devices={devices}, but this machine has {found} CUDA "
+                             "GPU(s); use accelerator=cpu (or fewer devices)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("accelerator=mps, but this machine has no Apple GPU (MPS); use accelerator=cpu")
+
+
 def adamw(model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float):
     """AdamW that decays the matrices only (not norms' gains or other vectors)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]

@@ -206,3 +206,31 @@ def test_necessary_counts_for_process_scores():
     steps = body(p)
     v = verify(p, join(steps[1:], p.answer))
     assert v.correct_params < need
+
+
+def _reverse_problem():
+    return next(p for p in (generate(4, context="zoo", mode="reverse", seed=0, index=i) for i in range(50))
+                if p.solution.count("We know"))
+
+
+def test_a_non_residue_in_the_reverse_equations_is_an_arithmetic_error():
+    import re
+
+    p = _reverse_problem()
+    m = re.search(r"so (\w+) = (\d+)\. Answer: (\d+)\.", p.solution)
+    bad = p.solution[:m.start(2)] + str(int(m.group(2)) + 23) + p.solution[m.end(2):]  # the same residue + p
+    v = verify(p, bad)
+    assert not v.process_correct and [e.kind for e in v.errors] == ["arithmetic_error"]
+    given = re.search(r"We know \w+ = (\d+)", p.solution)
+    bad = p.solution[:given.start(1)] + str(int(given.group(1)) + 23) + p.solution[given.end(1):]
+    assert "arithmetic_error" in [e.kind for e in verify(p, bad).errors]
+
+
+def test_different_answers_are_not_accepted_but_a_repeated_one_is():
+    p = generate(5, context="zoo", seed=0, index=1)
+    wrong = (p.answer + 1) % 23
+    v = verify(p, p.solution + f" Answer: {wrong}.")
+    assert not v.answer_correct and any("different answers" in e.message for e in v.errors)
+    v = verify(p, p.solution.replace("Answer:", f"Answer: {wrong}. Answer:"))
+    assert not v.answer_correct
+    assert verify(p, p.solution + f" Answer: {p.answer}.").process_correct

@@ -257,3 +257,14 @@ def test_cli_end_to_end_with_a_saved_checkpoint(tokenizer, tmp_path, capsys):
     assert (out / "pass_at_k.png").exists()
     assert ev.main([f"checkpoint={tmp_path / 'missing'}"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_words_the_tokenizer_never_saw_are_refused(tokenizer, tmp_path):
+    """A context file the model's tokenizer was not built with would score text that reads as <unk>."""
+    from gsm_synth.context import BUILTIN_DIR
+
+    alien = tmp_path / "alien.yaml"
+    alien.write_text((BUILTIN_DIR / "zoo.yaml").read_text().replace("bear", "zorblax"))
+    spec = EvalSpec(bins={"id": "2-3"}, contexts=[str(alien)], problems_per_bin=24, n_samples=1)
+    with pytest.raises(ValueError, match="does not know words of context .* 'zorblax'"):
+        evaluate(lambda prompts, n: [[[tokenizer.eos_id]] * n for _ in prompts], tokenizer, spec, progress=False)

@@ -42,7 +42,13 @@ def test_a_map_on_the_command_line_replaces_the_study_map():
 
 
 @pytest.mark.slow
-def test_every_study_loads_at_every_preset():
+def test_every_study_loads_at_every_preset(monkeypatch):
+    import torch
+
+    # the paper preset trains on GPUs: planning it here pretends this machine has eight
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert {"smoke", "rl_difficulty", "context_transfer", "midtrain_vs_rl", "process_reward", "ttrl"} <= \
         set(available_studies())
     for study in available_studies():
@@ -65,6 +71,15 @@ def test_every_study_loads_at_every_preset():
     (["rl.precision=fp32"], "precision 'fp32' is not one of"),
     (["eval.precision=16"], "eval.precision must be one of auto, 32-true, bf16-mixed"),
     (["pretrain.compile=maybe"], "compile 'maybe' is not one of auto, true, false"),
+    (["pretrain.accelerator=gpu"], "but this machine has 0 CUDA GPU(s); use accelerator=cpu"),
+    (["rl.accelerator=tpu"], "accelerator 'tpu' is not one of cpu, gpu, cuda, mps, auto"),
+    (["pretrain.model.n_layer=0"], "n_layer must be a whole number >= 1 (got 0)"),
+    (["seeds=abc"], "bad value for 'seeds': expected a list, e.g. [0, 1], got 'abc'"),
+    (["seeds="], "seeds= is empty"),
+    (["rl.lr=fast"], "bad value for 'rl.lr': expected a number, got 'fast'"),
+    (["splits={}"], "refers to ${splits.id}, which is not set"),
+    (["eval.contexts=[nope]"], "eval: bin 'id': unknown context 'nope'"),
+    (["eval.modes=[]"], "eval: modes is empty"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
     argv = [a if a.startswith("study=") else a for a in argv]
@@ -298,3 +313,57 @@ def test_a_damaged_cache_is_one_line_naming_the_file(tmp_path, capsys):
     done = next(base.glob("eval-*/done.json"))
     done.write_text("[]")
     fails(f"{done} is corrupted")
+
+
+def test_a_study_file_cannot_read_the_environment(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("GSM_TEST_SECRET", "hunter2")
+    text = (Path(__file__).resolve().parents[3] / "studies" / "smoke.yaml").read_text()
+    leaky = tmp_path / "leaky.yaml"
+    leaky.write_text(text + "\nvars: {rl_ops: 2-3, token: '${oc.env:GSM_TEST_SECRET}'}\n")
+    assert run_cli.main([f"study={leaky}", f"out={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "vars.token uses the resolver 'oc.env'" in err and "hunter2" not in err
+    assert not (tmp_path / "runs").exists()
+    # typed on the command line by the user, a resolver is the user's choice
+    monkeypatch.setenv("GSM_TEST_LR", "0.25")
+    assert load_study(SMOKE + ["rl.lr=${oc.env:GSM_TEST_LR}"]).rl.lr == 0.25
+
+
+def test_a_stage_config_file_cannot_read_the_environment(tmp_path, capsys):
+    from pipelines import lm
+
+    config = tmp_path / "stage.yaml"
+    config.write_text("preset: tiny\nmixture: {pool: '${oc.env:HOME}'}\n")
+    assert lm.main([f"out={tmp_path / 'stage'}", f"config={config}"]) == 2
+    assert "mixture.pool uses the resolver 'oc.env'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["pipelines.run", "pipelines.lm", "pipelines.rl", "pipelines.evaluate"])
+@pytest.mark.parametrize("out, message", [
+    ("{file}", "cannot use {file} as a directory: it is a file"),
+    ("{file}/sub", "cannot create {file}/sub: {file} is a file, not a directory"),
+])
+def test_an_output_place_that_cannot_work_is_one_line(command, out, message, tmp_path, capsys):
+    import importlib
+
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    out, message = out.format(file=file), message.format(file=file)
+    main = importlib.import_module(command).main
+    argv = {"pipelines.run": SMOKE, "pipelines.lm": ["preset=tiny"], "pipelines.rl": [f"init_from={tmp_path}"],
+            "pipelines.evaluate": [f"checkpoint={tmp_path}"]}[command]
+    assert main(argv + [f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {message}"
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    for command in (["-m", "pipelines.run", "--help"], ["-m", "gsm_synth", "generate", "n=3000"]):
+        done = subprocess.run(f"{sys.executable} {' '.join(command)} | head -c 10", shell=True, capture_output=True,
+                              text=True, timeout=120)
+        assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr

@@ -1,0 +1,17 @@
+"""How every command of the project ends: its exit code, and quietly when its reader went away
+(`python -m pipelines.run --help | head -1` closes the pipe early; that is not an error)."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def run(main) -> None:
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would print a traceback while flushing at exit: point stdout at /dev/null first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
