@@ -3,8 +3,10 @@
 Every problem belongs to exactly one pool, decided by its own hashes, so pools are disjoint by
 construction:
 - From op >= TEMPLATE_SPLIT_MIN_OP, iGSM's template rule: a problem is an eval problem iff its solution
-  template (the gold solution with names, numbers and symbols abstracted) hashes into buckets 16..22 of
-  23, so no eval solution template ever occurs in a training pool.
+  template hashes into buckets 16..22 of 23. The template is a canonical form of the computation graph
+  (render.template: names, numbers, symbols and statement order abstracted, operands sorted where the
+  operation commutes), so isomorphic computation graphs always share a pool: no eval computation graph
+  occurs in a training pool (bench/split_hygiene.py measures it with networkx isomorphism).
 - Below that op there are too few templates to split (each op level would vanish from one side), so
   the canonical problem hash decides instead (EVAL_SHARE of the hash space).
 - Training problems are split between pretrain / midtrain / rl by another slice of the problem hash.
@@ -62,3 +64,23 @@ def overlap(a: Iterable, b: Iterable) -> dict:
     return {"ids": len(shared_ids), "templates": len(shared_t),
             "id_examples": sorted(shared_ids)[:5], "template_examples": sorted(shared_t)[:5],
             "sizes": (len(ia), len(ib))}
+
+
+def computation_graph(problem):
+    """The question and its ancestors as a networkx DiGraph labelled for isomorphism checks: node
+    'label' = kind, operation and whether it is the unknown; edge 'role' = the operand's position where
+    the operation does not commute (A - B; the C of A + B - C), else 0."""
+    import networkx as nx
+
+    g = problem.graph
+    question = g.graph["question"]
+    keep = nx.ancestors(g, question) | {question}
+    out = nx.DiGraph()
+    for v in keep:
+        d = g.nodes[v]
+        out.add_node(v, label=(d["kind"], d.get("form", ""), bool(d.get("unknown"))))
+    for a, b, d in g.subgraph(keep).edges(data=True):
+        form, i = g.nodes[b].get("form", ""), d.get("operand", 0)
+        role = i if form == "sub" else int(i >= 2) if form == "add_sub" else 0
+        out.add_edge(a, b, role=role)
+    return out

@@ -60,8 +60,8 @@ class Problem:
             g.add_node(name, kind=n.kind, form=n.form, value=n.true, necessary=n.necessary, unknown=n.unknown)
             if n.unknown:
                 g.graph["unknown"] = name
-            for p in n.params:
-                g.add_edge(self._names[p], name)
+            for i, p in enumerate(n.params):
+                g.add_edge(self._names[p], name, operand=i)
             if n.has_const:
                 const = ("const", name)
                 g.add_node(const, kind="constant", value=n.const, necessary=n.necessary, unknown=n.unknown)
@@ -155,7 +155,7 @@ def _generate_once(ctx, op: int, mode: str, seed: int, index: int, opts: dict, a
         problem=" ".join(texts), question=question, solution=" ".join(steps) + f" Answer: {answer}.",
         answer=answer, op=op, context=ctx.name, mode=mode,
         id=_hash(mode + "\n" + "\n".join(sorted(texts)) + "\n" + question),
-        template_hash=_hash(template(nodes, order, reverse)),
+        template_hash=_hash(template(nodes, sink, reverse)),
         statements=tuple(texts), steps=tuple(steps), seed=seed, index=index,
         options={k: v for k, v in opts.items()}, _nodes=nodes, _names=names, _sink=sink)
 

@@ -1,6 +1,7 @@
 """Text of a problem: statements, question, gold solution, and the solution template (iGSM's sketch)."""
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 import string
@@ -93,8 +94,8 @@ def reading_order(nodes: list[Node], owners: list[int]) -> list[int]:
 
 
 def canonical_order(nodes: list[Node], names: list[str]) -> list[int]:
-    """A topological order that ignores statement order (ties broken by name): the solution template
-    is taken in this order, so shuffled versions of one problem share their template and pool."""
+    """A topological order that ignores statement order (ties broken by name): values are assigned in
+    this order, so shuffled versions of one problem share their values."""
     return _kahn(nodes, lambda j: names[j])
 
 
@@ -118,12 +119,29 @@ def _kahn(nodes: list[Node], key) -> list[int]:
     return order
 
 
-def template(nodes: list[Node], canonical: list[int], reverse: bool) -> str:
-    """iGSM's solution sketch: the steps with names, numbers and symbols abstracted away."""
-    step_of = {j: i for i, j in enumerate(canonical)}
-    sketch = [f"{nodes[j].kind[0]}{nodes[j].form}{nodes[j].has_const:d}{nodes[j].unknown:d}:"
-              f"{','.join(str(step_of[p]) for p in nodes[j].params)}" for j in canonical]
-    return ("R" if reverse else "F") + "|" + ";".join(sketch)
+def template(nodes: list[Node], sink: int, reverse: bool) -> str:
+    """The solution template as a canonical form of the computation graph (the question and its
+    ancestors): each node is its kind, operation and whether it holds a constant or the unknown, over
+    its operands' forms, so names, numbers, symbols and statement order are all abstracted away and
+    isomorphic graphs give the same text. Operands are sorted where the operation commutes."""
+    memo: dict[int, str] = {}
+
+    def form(j: int) -> str:
+        if j not in memo:
+            n = nodes[j]
+            operands = [form(p) for p in n.params]
+            if n.form == "sub":  # A - B: the order is the operation
+                pass
+            elif n.form == "add_sub":  # A + B - C: A and B commute
+                operands = sorted(operands[:2]) + operands[2:]
+            else:
+                operands = sorted(operands)
+            label = f"{n.kind[0]}{n.form}{n.has_const:d}{n.unknown:d}"
+            # a digest per node keeps the text short however often a sub-graph is shared
+            memo[j] = hashlib.sha256(f"{label}({','.join(operands)})".encode()).hexdigest()[:16]
+        return memo[j]
+
+    return ("R" if reverse else "F") + "|" + form(sink)
 
 
 def _atom(text: str) -> str:

@@ -195,6 +195,8 @@ def read_yaml(path, what: str) -> dict:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as e:
         raise ConfigError(f"{what} {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if data is None:

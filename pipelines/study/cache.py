@@ -26,7 +26,7 @@ from pipelines.study.load import order, stage_config, stage_seeds
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
 from pipelines.study.schema import StudyConfig
 # sampler): old cache entries then stop matching instead of being silently reused.
-CODE_VERSION = 2
+CODE_VERSION = 3
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and
 # compile are in it, resolved for the machine: they change the trained model (compile by float ulps).
 NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch"}

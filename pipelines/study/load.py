@@ -41,6 +41,8 @@ def available_studies() -> list[str]:
 def study_path(name: str) -> Path:
     if name.endswith((".yaml", ".yml")) or "/" in name:
         path = Path(name)
+        if path.is_dir():
+            raise ConfigError(f"study '{name}' is a directory, not a study file")
         if not path.is_file():
             raise ConfigError(f"study file '{name}' does not exist")
         return path

@@ -367,3 +367,13 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
         done = subprocess.run(f"{sys.executable} {' '.join(command)} | head -c 10", shell=True, capture_output=True,
                               text=True, timeout=120)
         assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
+
+
+def test_a_study_file_that_is_not_text_or_not_a_file_is_one_line(tmp_path, capsys):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(128, 256)) * 3)
+    assert run_cli.main([f"study={binary}"]) == 2
+    assert run_cli.main([f"study={tmp_path}"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: study {binary} is not a text file (not UTF-8)",
+                   f"error: study '{tmp_path}' is a directory, not a study file"]
