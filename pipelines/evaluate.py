@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         cmd = parse_command(argv)
         spec = EvalSpec(**{f.name: getattr(cmd, f.name) for f in fields(EvalSpec)})
         check_spec(spec)
-        out = ensure_dir(cmd.out or Path(cmd.checkpoint) / "eval")
         from pipelines.common.checkpoint import load_model  # torch: imported once the arguments are good
         from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
 
         model, tokenizer = load_model(cmd.checkpoint)[:2]  # (model, tokenizer, meta)
+        out = ensure_dir(cmd.out or Path(cmd.checkpoint) / "eval")  # before the sampling, the long part
         spec, choice = resolve_eval_precision(model, spec)
         print(f"eval: precision {choice}", file=sys.stderr)
         results = evaluate(model, tokenizer, spec, progress=cmd.progress)

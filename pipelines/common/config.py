@@ -88,6 +88,9 @@ def assign(schema, plain: dict, key: str, value) -> dict:
         if not isinstance(node.get(part), dict):
             node[part] = {}
         node = node[part]
+    kind, section = _child(node_schema, last)
+    if kind == "config" and dataclasses.is_dataclass(section) and not isinstance(value, (dict, type(None))):
+        raise ConfigError(f"bad value for '{key}': expected {_expected(schema, key)}, got '{value}'")
     merged = overlay(node_schema, node, {last: value})
     node.clear()
     node.update(merged)
@@ -159,7 +162,7 @@ def _expected(schema, key: str) -> str:
         return "a list, e.g. [0, 1]"
     if origin is dict or isinstance(node, _Entries):
         return "a map, e.g. {name: value}"
-    return f"a {node.__name__} section (a map of its fields)" if dataclasses.is_dataclass(node) else ""
+    return "a section: a map of its fields" if dataclasses.is_dataclass(node) else ""
 
 
 _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
