@@ -352,8 +352,16 @@ def test_an_output_place_that_cannot_work_is_one_line(command, out, message, tmp
     file.write_text("x")
     out, message = out.format(file=file), message.format(file=file)
     main = importlib.import_module(command).main
+    checkpoint = tmp_path / "model"
+    if command == "pipelines.evaluate":  # evaluation checks its output place once the model has loaded
+        from models import GPT, model_config
+        from pipelines.common.checkpoint import save_model
+        from pipelines.train.lm import make_tokenizer
+
+        tokenizer = make_tokenizer()
+        save_model(checkpoint, GPT(model_config("tiny", tokenizer.vocab_size, 256)), tokenizer)
     argv = {"pipelines.run": SMOKE, "pipelines.lm": ["preset=tiny"], "pipelines.rl": [f"init_from={tmp_path}"],
-            "pipelines.evaluate": [f"checkpoint={tmp_path}"]}[command]
+            "pipelines.evaluate": [f"checkpoint={checkpoint}"]}[command]
     assert main(argv + [f"out={out}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {message}"
