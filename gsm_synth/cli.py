@@ -3,6 +3,8 @@
   generate  ops=2-10 contexts=zoo,school modes=forward n=10000 seed=0 out=data.jsonl [pool= workers= ...]
   show      op=5 context=zoo [mode= seed= index= ...]
   contexts  (lists the available contexts and the largest op each supports)
+  golden    out=golden/ ops=1-20 contexts=zoo,school modes=forward,reverse n=2 seed=0 (a corpus to check later)
+  check-golden golden/   (regenerates a golden corpus and names what changed; exit 1 if anything did)
 """
 from __future__ import annotations
 
@@ -133,7 +135,44 @@ def cmd_contexts(argv: list[str]) -> None:
         print(f"{name:12s} max op {c.max_op:4d}  {c.description}  ({c.source})")
 
 
-COMMANDS = {"generate": cmd_generate, "show": cmd_show, "contexts": cmd_contexts}
+@dataclass
+class GoldenArgs(ProblemOptions):
+    out: str = "golden"
+    ops: str = "1-20"
+    contexts: str = "zoo,school,movie,symbolic"
+    modes: str = "forward,reverse"
+    n: int = 2
+
+
+def cmd_golden(argv: list[str]) -> None:
+    from .atomic import ensure_dir
+    from .golden import write_golden
+
+    a = parse(GoldenArgs, argv)
+    ensure_dir(a.out)
+    options = {k: v for k, v in options_of(a).items()}
+    count = write_golden(a.out, a.ops, a.contexts, a.modes, a.n, a.seed, options)
+    print(f"wrote a golden corpus of {count} problems to {a.out}", file=sys.stderr)
+
+
+def cmd_check_golden(argv: list[str]) -> int:
+    from .golden import check_golden
+
+    if len(argv) != 1 or "=" in argv[0]:
+        raise UsageError("check-golden takes one argument: the corpus folder")
+    problems = check_golden(argv[0])
+    for line in problems[:20]:
+        print(line)
+    if problems:
+        print(f"error: golden corpus {argv[0]}: {len(problems)} differences (first {min(len(problems), 20)} above)",
+              file=sys.stderr)
+        return 1
+    print(f"golden corpus {argv[0]}: unchanged", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "show": cmd_show, "contexts": cmd_contexts, "golden": cmd_golden,
+            "check-golden": cmd_check_golden}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command '{argv[0]}' (valid: {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
     try:
-        cmd(argv[1:])
+        code = cmd(argv[1:])
     except BrokenPipeError:  # the reader went away (`... | head`): not an error
         raise
     except (UsageError, ContextError, ValueError, OSError) as e:
@@ -155,4 +194,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

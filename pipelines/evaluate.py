@@ -70,11 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
 
         model, tokenizer = load_model(cmd.checkpoint)[:2]  # (model, tokenizer, meta)
-        out = ensure_dir(cmd.out or Path(cmd.checkpoint) / "eval")  # before the sampling, the long part
+        ckpt = Path(cmd.checkpoint)  # a model folder, or a running stage's ckpt/last.ckpt: eval/ beside ckpt/
+        out = ensure_dir(cmd.out or (ckpt.parent.parent if ckpt.suffix == ".ckpt" else ckpt) / "eval")
         spec, choice = resolve_eval_precision(model, spec)
         print(f"eval: precision {choice}", file=sys.stderr)
         results = evaluate(model, tokenizer, spec, progress=cmd.progress)
         paths = write_results(results, out)
+    except BrokenPipeError:
+        raise
     except (ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

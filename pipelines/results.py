@@ -24,7 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: no such folder: {missing[0]}", file=sys.stderr)
         return 2
-    runs = write_results(roots, Path(args["file"]))
+    try:
+        runs = write_results(roots, Path(args["file"]))
+    except BrokenPipeError:
+        raise
+    except (ValueError, OSError) as e:  # ConfigError is a ValueError
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
     if not runs:
         print(f"error: no finished study run (metrics.jsonl + report.md) under {args['runs']}", file=sys.stderr)
         return 2

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_study(argv)
         run_study(cfg, "python -m pipelines.run " + " ".join(shlex.quote(a) for a in argv))
+    except BrokenPipeError:
+        raise
     except (ConfigError, ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

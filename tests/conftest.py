@@ -1,7 +1,14 @@
 import pytest
 import torch
+from hypothesis import settings
 
 from models import speed
+
+# Property tests: a quick default; `pytest --hypothesis-profile=long` for a long hunt (each test draws
+# this many examples). No example database: a run never depends on what an earlier run found.
+settings.register_profile("default", max_examples=100, deadline=None, database=None)
+settings.register_profile("long", max_examples=50_000, deadline=None, database=None)
+settings.load_profile("default")
 
 REAL_PROBES = {"time_bf16": speed._time_bf16, "try_compile": speed._try_compile}
 

@@ -22,9 +22,9 @@ from pipelines.common.config import to_yaml
 from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
 from pipelines.evaluation.spec import EvalSpec
 from pipelines.study.load import order, stage_config, stage_seeds
+from pipelines.study.schema import StudyConfig
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
-from pipelines.study.schema import StudyConfig
 # sampler): old cache entries then stop matching instead of being silently reused.
 CODE_VERSION = 3
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and

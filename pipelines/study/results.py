@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from pipelines.common.config import read_yaml
+from pipelines.common.config import ConfigError, read_yaml
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
                 "not significant": "➖ not significant"}
@@ -23,7 +23,11 @@ def run_folders(roots: list[Path]) -> list[Path]:
 
 
 def read_run(folder: Path) -> dict:
-    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    try:
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{folder / 'metrics.jsonl'} is unreadable ({type(e).__name__}); run the study again") from None
+    records = [r for r in records if isinstance(r, dict) and "type" in r]
     config = read_yaml(folder / "config.yaml", "run config")
     report = (folder / "report.md").read_text()
     command = re.search(r"^Command: `(.+?)`", report, re.M)
@@ -38,7 +42,8 @@ def read_run(folder: Path) -> dict:
 def machines(stages: list[dict]) -> list[str]:
     from models.machine import describe_machine
 
-    return sorted({describe_machine(s["machine"]) for s in stages if s.get("machine")})
+    found = [s.get("summary", {}).get("machine") or s.get("machine") for s in stages]  # stages record it in their summary
+    return sorted({describe_machine(m) for m in found if m})
 
 
 def run_section(run: dict) -> list[str]:

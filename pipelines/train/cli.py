@@ -51,8 +51,10 @@ def stage_main(schema, run, argv: list[str] | None = None) -> int:
             raise ConfigError("out= is empty: give the stage's directory")
         ensure_dir(out)
         final = run(cfg, out)
+    except BrokenPipeError:
+        raise
     except (ConfigError, ValueError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     if is_rank_zero():
         print(f"model written to {final}")

@@ -178,10 +178,7 @@ def validate(cfg: LMStageConfig) -> None:
     for key in ("batch_size", "seq_len", "checkpoint_every", "devices"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
-    try:
-        check_accelerator(cfg.accelerator, cfg.devices)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    check_accelerator(cfg.accelerator, cfg.devices)
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0 (got {cfg.optim.lr})")
     if not 0 <= cfg.optim.warmup_frac < 1:
@@ -198,8 +195,8 @@ def validate(cfg: LMStageConfig) -> None:
 def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
     """Train (or resume, or skip if finished) one LM stage; returns its final/ model directory."""
     out = Path(out)
-    if finished(out):
-        return finished(out)
+    if done := finished(out):
+        return done
     validate(cfg)
     try:
         mixture = Mixture(cfg.mixture)

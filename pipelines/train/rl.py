@@ -335,10 +335,7 @@ def validate(cfg: RLStageConfig) -> None:
                 "checkpoint_every", "devices"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
-    try:
-        check_accelerator(cfg.accelerator, cfg.devices)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    check_accelerator(cfg.accelerator, cfg.devices)
     if cfg.group_size < 2:
         raise ConfigError(f"group_size must be >= 2: a group-relative advantage needs 2 samples (got {cfg.group_size})")
     R.check_reward(cfg.reward, cfg.group_size)
@@ -391,8 +388,8 @@ def plan_steps(cfg: RLStageConfig) -> int:
 def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
     """Train (or resume, or skip if finished) one RL stage; returns its final/ model directory."""
     out = Path(out)
-    if finished(out):
-        return finished(out)
+    if done := finished(out):
+        return done
     cfg = resolve(cfg)
     try:
         mixture = Mixture(cfg.mixture)

@@ -13,7 +13,7 @@ import torch
 
 from gsm_synth.atomic import write_atomic
 from pipelines.common.checkpoint import save_model
-from pipelines.common.config import to_yaml
+from pipelines.common.config import ConfigError, to_yaml
 
 from .cli import announce, is_rank_zero
 
@@ -60,14 +60,14 @@ ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 def check_accelerator(accelerator: str, devices: int) -> None:
     """Fail before any work, in one line, when the accelerator asked for is not on this machine."""
     if accelerator not in ACCELERATORS:
-        raise ValueError(f"accelerator '{accelerator}' is not one of {', '.join(ACCELERATORS)}")
+        raise ConfigError(f"accelerator '{accelerator}' is not one of {', '.join(ACCELERATORS)}")
     if accelerator in ("gpu", "cuda"):
         found = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if found < devices:
-            raise ValueError(f"accelerator={accelerator} devices={devices}, but this machine has {found} CUDA "
+            raise ConfigError(f"accelerator={accelerator} devices={devices}, but this machine has {found} CUDA "
                              "GPU(s); use accelerator=cpu (or fewer devices)")
     if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("accelerator=mps, but this machine has no Apple GPU (MPS); use accelerator=cpu")
+        raise ConfigError("accelerator=mps, but this machine has no Apple GPU (MPS); use accelerator=cpu")
 
 
 def adamw(model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float):

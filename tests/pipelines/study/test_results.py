@@ -14,7 +14,7 @@ def fake_run(root, study="rl_difficulty", verdict="not significant"):
     machine = {"cpu": "Test CPU", "arch": "x86_64", "isa": {"avx2": True, "avx512_bf16": False}, "cores": 2,
                "threads": 2, "torch": "2.x", "device": "cpu"}
     records = [
-        {"type": "stage", "name": "base", "machine": machine},
+        {"type": "stage", "name": "base", "summary": {"machine": machine}},  # as how_it_ran records it
         {"type": "result", "label": "base", "split": "edge", "ops": "6-7", "process_pass@1": 0.134,
          "process_pass@1_ci": [0.1, 0.2], "process_pass@64": 0.458, "process_pass@64_ci": [0.3, 0.6]},
         {"type": "finding", "id": "F1b", "text": "Edge RL widens.", "verdict": verdict,
@@ -41,3 +41,10 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert results_cli.main([f"runs={tmp_path / 'missing'}"]) == 2
     assert results_cli.main([f"runs={tmp_path}", f"file={tmp_path / 'r.md'}"]) == 2  # no run in it
     assert all(line.startswith("error: ") for line in capsys.readouterr().err.splitlines())
+
+
+def test_a_damaged_run_folder_is_one_line(tmp_path, capsys):
+    folder = fake_run(tmp_path / "runs")
+    (folder / "metrics.jsonl").write_text("{not json")
+    assert results_cli.main([f"runs={tmp_path / 'runs'}", f"file={tmp_path / 'r.md'}"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {folder / 'metrics.jsonl'} is unreadable")
