@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 from pipelines.common.config import ConfigError, read_yaml
+from pipelines.study.report import VERDICT_MARK
 
-VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
-                "not significant": "➖ not significant"}
 HEADER = ("# Results\n\nWritten by `python -m pipelines.results` from the run folders named below; each study's "
           "full report (task, stages, plots) is `<run folder>/report.md`. A verdict is the runner's, by the "
           "rules in docs/design.md §7. Numbers are process-verified unless marked otherwise.\n")

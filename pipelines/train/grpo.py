@@ -26,6 +26,11 @@ def zero_variance(rewards: torch.Tensor) -> torch.Tensor:
     return rewards.max(dim=1).values == rewards.min(dim=1).values
 
 
+def k3_kl(log_ratio: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(policy || other) from log(other / policy): e^d - d - 1 >= 0."""
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
 def grpo_token_terms(logp, old_logp, adv, eps_low: float, eps_high: float, kl_coef: float = 0.0,
                      ref_logp=None):
     """Per-token loss, clipped flags and k3 KL (None without a reference). logp/old_logp/ref_logp are
@@ -43,7 +48,7 @@ def grpo_token_terms(logp, old_logp, adv, eps_low: float, eps_high: float, kl_co
     k3 = None
     if ref_logp is not None:
         d = ref_logp - logp
-        k3 = torch.exp(d) - d - 1.0
+        k3 = k3_kl(d)
         if kl_coef:
             loss = loss + kl_coef * k3
     return loss, is_clipped, k3
@@ -139,8 +144,7 @@ class UpdateStats:
         self.loss += float(loss) / self.passes
         self.tokens += float(m.sum())
         self.clipped += float((clipped & mask).sum())
-        d = old_logp - logp
-        self.kl_old += float(((torch.exp(d) - d - 1) * m).sum())
+        self.kl_old += float((k3_kl(old_logp - logp) * m).sum())
         if k3 is not None:
             self.kl_ref += float((k3 * m).sum())
         if entropy is not None:
