@@ -1,11 +1,10 @@
-"""Testing a study's findings: each claim compares numbers with a 95 % bootstrap CI and gets a verdict.
+"""Testing a study's findings: each claim's numbers go to the judge (pipelines/study/judge.py).
 
 Eval metrics are per problem (pass@k, maj@k, errors per sample of one kind), averaged over seeds, and
 compared *paired*: every model of a study is evaluated on the same problems, so the CI is that of the
-mean per-problem difference. RL log metrics (`rl:<key>`) are per step, compared paired by step.
-
-Verdicts: reproduced (the CI supports the claim), not reproduced (the CI contradicts it), not significant
-(the CI cannot tell). `same` is reproduced when the CI of the difference contains 0.
+mean per-problem difference. RL log metrics (`rl:<key>`) are per step, compared paired by step with a
+block bootstrap. `same` and `not_greater` claims use an equivalence margin: the claim's own `margin`, or
+the default for its metric (MARGINS).
 """
 from __future__ import annotations
 
@@ -18,10 +17,16 @@ import numpy as np
 
 from gsm_synth.dataset import parse_ops
 from pipelines.evaluation.evaluate import problem_scores
-from pipelines.evaluation.metrics import bootstrap_ci, sample_ks
+from pipelines.evaluation.metrics import sample_ks
+from pipelines.study.judge import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE, judge
 from pipelines.study.schema import Claim, Finding
 
-REPRODUCED, NOT_REPRODUCED, NOT_SIGNIFICANT = "reproduced", "not reproduced", "not significant"
+# Equivalence margins by metric family, declared before any run: a "no change" claim is reproduced only
+# when the whole 90 % CI of the difference lies within ±margin.
+MARGINS = {"pass": 0.05, "maj": 0.05, "errors": 0.05, "rl": 0.02}
+# RL log keys that are rates in [0, 1] (floor and ceiling make a claim untestable); others are unbounded.
+RL_RATES = {"reward", "acc", "pass_n", "process_acc", "label_acc", "reward_acc", "true_reward", "majority_ratio",
+            "wrong_label_reward_acc", "wrong_label_chance"}
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -100,45 +105,57 @@ class Evidence:
 
 # --------------------------------------------------------------------------------------------- verdicts
 
+def family(metric: str) -> str:
+    return "rl" if metric.startswith("rl:") else "errors" if metric.startswith("errors:") else \
+        "maj" if metric.startswith("maj@") else "pass"
+
+
+def bounds(metric: str) -> tuple[float, float] | None:
+    if metric.startswith("errors:") or (metric.startswith("rl:") and metric[3:] not in RL_RATES):
+        return None
+    return (0.0, 1.0)
+
+
 def check_claim(claim: Claim, ev: Evidence) -> dict:
-    """{'verdict', 'text', 'mean', 'ci', ...}: one claim's numbers and what they say."""
+    """{'verdict', 'text', 'mean', 'ci', 'mde', 'margin', ...}: one claim's numbers and what they say."""
     a = ev.values(claim.model, claim.metric, claim)
     where = _where(claim)
+    series = claim.metric.startswith("rl:")
+    margin = claim.margin if claim.margin is not None else MARGINS[family(claim.metric)]
     if claim.kind in ("below", "above"):
         if not a:
-            return {"verdict": NOT_SIGNIFICANT, "text": f"{claim.model} {claim.metric}{where}: no data"}
-        vals = list(a.values())
-        mean, (lo, hi) = float(np.mean(vals)), bootstrap_ci(vals)
-        good, bad = (hi < claim.value, lo > claim.value) if claim.kind == "below" else (lo > claim.value, hi < claim.value)
-        verdict = REPRODUCED if good else NOT_REPRODUCED if bad else NOT_SIGNIFICANT
-        return {"verdict": verdict, "mean": mean, "ci": [lo, hi], "n": len(vals),
+            return {"verdict": UNTESTABLE, "text": f"{claim.model} {claim.metric}{where}: no data"}
+        vals = [a[k] for k in sorted(a)]
+        j = judge(claim.kind, vals, value=claim.value, bounds=bounds(claim.metric), series=series)
+        lo, hi = j.ci[0] + claim.value, j.ci[1] + claim.value
+        mean = j.diff + claim.value
+        return {"verdict": j.verdict, "mean": mean, "ci": [lo, hi], "n": j.n, "mde": j.mde,
                 "text": f"{claim.model} {claim.metric}{where} = {mean:.3f} [{lo:.3f}, {hi:.3f}] "
-                        f"({claim.kind} {claim.value:g}?)"}
+                        f"({claim.kind} {claim.value:g}?), MDE {j.mde:.3f}" + _why(j)}
     vs = claim.vs or claim.model
     vs_metric = claim.vs_metric or claim.metric
     b = ev.values(vs, vs_metric, claim)
     shared = sorted(set(a) & set(b))
     if not shared:
-        return {"verdict": NOT_SIGNIFICANT, "text": f"{claim.model} vs {vs}{where}: no shared data"}
-    diffs = [a[k] - b[k] for k in shared]
-    mean, (lo, hi) = float(np.mean(diffs)), bootstrap_ci(diffs)
+        return {"verdict": UNTESTABLE, "text": f"{claim.model} vs {vs}{where}: no shared data"}
+    j = judge(claim.kind, [a[k] for k in shared], [b[k] for k in shared],
+              margin=margin if claim.kind in ("same", "not_greater") else None, bounds=bounds(claim.metric),
+              series=series)
     ma, mb = float(np.mean([a[k] for k in shared])), float(np.mean([b[k] for k in shared]))
-    if claim.kind == "greater":
-        verdict = REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else NOT_SIGNIFICANT
-        relation = ">"
-    elif claim.kind == "not_greater":
-        verdict = NOT_REPRODUCED if lo > 0 else REPRODUCED
-        relation = "≤"
-    else:  # same
-        verdict = REPRODUCED if lo <= 0 <= hi else NOT_REPRODUCED
-        relation = "≈"
+    relation = {"greater": ">", "not_greater": "≤", "same": "≈"}[claim.kind]
     left = f"{claim.model} {claim.metric}"
     right = f"{vs} {vs_metric}" if (vs != claim.model or vs_metric != claim.metric) else vs
     seeds = (ev.n_seeds(claim.model), ev.n_seeds(vs))
     seed_note = f" (seeds {seeds[0]} vs {seeds[1]})" if seeds[0] != seeds[1] else ""
-    return {"verdict": verdict, "mean": mean, "ci": [lo, hi], "a": ma, "b": mb, "n": len(shared),
-            "text": f"{left} {relation} {right}{where}: {ma:.3f} vs {mb:.3f}, "
-                    f"difference {mean:+.3f} [{lo:+.3f}, {hi:+.3f}]{seed_note}"}
+    within = f", margin ±{j.margin:g}" if j.margin is not None else ""
+    return {"verdict": j.verdict, "mean": j.diff, "ci": list(j.ci), "a": ma, "b": mb, "n": j.n, "mde": j.mde,
+            "margin": j.margin,
+            "text": f"{left} {relation} {right}{where}: {ma:.3f} vs {mb:.3f}, difference {j.diff:+.3f} "
+                    f"[{j.ci[0]:+.3f}, {j.ci[1]:+.3f}]{within}, MDE {j.mde:.3f}{seed_note}" + _why(j)}
+
+
+def _why(j) -> str:
+    return f"; untestable: {j.why}" if j.why else ""
 
 
 def _where(claim: Claim) -> str:
@@ -156,7 +173,9 @@ def check_finding(finding: Finding, ev: Evidence) -> dict:
         verdict = REPRODUCED
     elif NOT_REPRODUCED in verdicts:
         verdict = NOT_REPRODUCED
+    elif verdicts and all(v == UNTESTABLE for v in verdicts):
+        verdict = UNTESTABLE
     else:
-        verdict = NOT_SIGNIFICANT
+        verdict = INCONCLUSIVE
     return {"id": finding.id, "text": finding.text, "source": finding.source, "verdict": verdict,
             "claims": results}

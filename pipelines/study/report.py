@@ -2,20 +2,24 @@
 a verdict for each finding), its PNG plots and metrics.jsonl, written atomically into the run folder."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import parse_ops
-from pipelines.study.claims import Evidence, check_finding
+from pipelines.study.claims import MARGINS, Evidence, check_finding
+from pipelines.study.judge import VERDICTS
 from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
 from pipelines.study.cache import duration
 from pipelines.study.load import label, stage_seeds
 from pipelines.study.schema import StudyConfig
 
+MARGIN_NAMES = {"pass": "pass@k", "maj": "maj@k", "errors": "errors per sample", "rl": "RL log values"}
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
-                "not significant": "➖ not significant"}
+                "inconclusive": "➖ inconclusive", "untestable": "⚪ untestable",
+                "not significant": "➖ not significant"}  # what older runs' metrics.jsonl call inconclusive
 
 
 def metric_table_keys(n: int) -> list[str]:
@@ -177,6 +181,13 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
     lines += [f"Command: `{command}`  ", f"Seeds: {seeds}; total wall time "
               f"{duration(wall_s)} (stages reused from the cache count at their original cost below).", ""]
 
+    counts = Counter(c["verdict"] for f in findings for c in f["claims"])
+    if counts:
+        lines += ["Claims: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v]) + ". Each is judged on "
+                  "paired per-problem differences (per-step for RL logs) with a 90 % BCa bootstrap CI (10,000 "
+                  "resamples; a block bootstrap for RL logs), whose sides are one-sided 5 % tests; 'no change' claims "
+                  "need the whole CI within a margin (" + ", ".join(f"{MARGIN_NAMES[k]} ±{v:g}" for k, v in MARGINS.items()) +
+                  "); MDE is the difference detectable with 80 % power (docs/design.md §7).", ""]
     lines += ["## Findings", ""]
     if not findings:
         lines += ["This study tests no finding.", ""]

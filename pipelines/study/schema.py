@@ -47,9 +47,9 @@ class StageNode:
 @dataclass
 class Claim:
     """One testable statement. Eval metrics are paired over the same problems (mean over seeds first).
-    greater: model > vs (95 % CI of the difference above 0); same: the CI of model - vs contains 0;
-    not_greater: model is not above vs (the CI does not lie above 0; a drop counts, e.g. "no gain here");
-    below / above: the model's value against `value` (for RL log keys, `rl:reward`, the run's mean)."""
+    greater: model > vs; same: model - vs within ±margin; not_greater: model is not above vs by margin or
+    more (a drop counts, e.g. "no gain here"); below / above: the model's value against `value` (for RL log
+    keys, `rl:reward`, the run's mean). Judged by pipelines/study/judge.py."""
     kind: str = "greater"
     model: str = ""
     vs: Optional[str] = None  # default for vs_metric claims: the model itself
@@ -59,6 +59,7 @@ class Claim:
     context: Optional[str] = None  # only this context's problems
     ops: Optional[str] = None  # only these ops (e.g. the top of a split)
     value: Optional[float] = None
+    margin: Optional[float] = None  # same / not_greater: equivalence margin (default: claims.MARGINS by metric)
 
 
 @dataclass

@@ -141,4 +141,9 @@ def truth_metrics(cfg: RewardConfig, problem, completions: list[Completion], gro
         out["reward_acc"] = sum((r > 0.5) == t for r, t in zip(group.rewards, correct)) / n
         out["majority_ratio"] = group.majority_ratio
         out["true_reward"] = out["acc"]
+        if not out["label_acc"]:  # "lucky hits": how right the rewards are when the label is wrong
+            rewarded = sum(r > 0.5 for r in group.rewards) / n
+            out["wrong_label_reward_acc"] = out["reward_acc"]
+            # a reward with the same positive rate, drawn blind to the truth, is right this often
+            out["wrong_label_chance"] = rewarded * out["acc"] + (1 - rewarded) * (1 - out["acc"])
     return out

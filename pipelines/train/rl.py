@@ -266,8 +266,9 @@ class GRPOModule(pl.LightningModule):
         }
         if self._sum(stats.tokens) > 0:  # blank when no rank trained on any token (every group skipped)
             metrics.update(stats.means(with_ref=self.ref is not None))
-        for key in roll.truth[0]:
-            metrics[key] = sum(t[key] for t in roll.truth) / len(roll.truth)
+        for key in dict.fromkeys(k for t in roll.truth for k in t):  # some keys are only some prompts'
+            values = [t[key] for t in roll.truth if key in t]
+            metrics[key] = sum(values) / len(values)
         sync = world > 1
         for key, value in metrics.items():
             self.log(key, float(value), prog_bar=key in PROGRESS_KEYS, on_step=True, on_epoch=False,

@@ -1,5 +1,9 @@
-"""Finding verdicts from synthetic evidence: the CI decides, paired over the same problems."""
-from pipelines.study.claims import NOT_REPRODUCED, NOT_SIGNIFICANT, REPRODUCED, Evidence, check_claim, check_finding
+"""Finding verdicts from synthetic evidence: the judge decides, paired over the same problems."""
+import numpy as np
+import pytest
+
+from pipelines.study.claims import Evidence, check_claim, check_finding
+from pipelines.study.judge import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE, judge, mde
 from pipelines.study.schema import Claim, Finding
 
 
@@ -15,66 +19,132 @@ def evidence(a_counts, b_counts, rl=None):
     return Evidence(problems, rl or {}, [0], {"id": "2-4"})
 
 
-def test_greater_same_and_reversed():
+def claim(kind, metric="process_pass@1", **kw):
+    return Claim(kind=kind, model=kw.pop("model", "a"), vs=kw.pop("vs", "b"), split="id", metric=metric, **kw)
+
+
+# ------------------------------------------------------------------------------------------ the judge
+
+def test_a_clear_shift_is_reproduced_for_greater_and_not_reproduced_reversed():
+    rng = np.random.default_rng(0)
+    a, b = rng.binomial(8, 0.75, 40) / 8, rng.binomial(8, 0.25, 40) / 8
+    assert judge("greater", a, b).verdict == REPRODUCED
+    assert judge("greater", b, a).verdict == NOT_REPRODUCED
+
+
+def test_a_wide_noisy_equal_pair_is_inconclusive_for_same_not_reproduced():
+    a, b = np.array([1.0, 0.0] * 10), np.array([0.0, 1.0] * 10)
+    j = judge("same", a, b, margin=0.05)
+    assert j.verdict == INCONCLUSIVE and j.ci[0] < -0.05 and j.ci[1] > 0.05
+    assert judge("not_greater", a, b, margin=0.05).verdict == INCONCLUSIVE
+
+
+def test_a_tight_equal_pair_with_many_problems_is_reproduced_for_same():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.3, 0.7, 500)
+    assert judge("same", a, a + rng.normal(0, 0.02, 500), margin=0.05).verdict == REPRODUCED
+
+
+def test_pairs_at_the_floor_or_ceiling_are_untestable():
+    zeros, ones = np.zeros(48), np.ones(48)
+    for kind in ("greater", "same", "not_greater"):
+        assert judge(kind, zeros, zeros, margin=0.05).verdict == UNTESTABLE
+        assert judge(kind, ones, ones, margin=0.05).verdict == UNTESTABLE
+    # four problems, one noisy: no gain the metric has room for (1 - 0.875) could be detected
+    j = judge("greater", np.ones(4), np.array([1.0, 1.0, 1.0, 0.5]))
+    assert j.verdict == UNTESTABLE and "exceeds the room" in j.why
+
+
+def test_the_minimal_detectable_effect_shrinks_as_problems_grow():
+    rng = np.random.default_rng(2)
+    effects = [mde(rng.normal(0, 0.3, n)) for n in (20, 80, 320)]
+    assert effects[0] > effects[1] > effects[2] and 0.03 < effects[2] < 0.06
+
+
+def test_a_claim_needs_its_inputs():
+    with pytest.raises(ValueError, match="equal length"):
+        judge("greater", [1, 2], [1])
+    with pytest.raises(ValueError, match="margin"):
+        judge("same", [1, 2], [1, 2])
+    with pytest.raises(ValueError, match="claim kind"):
+        judge("bigger", [1], [1])
+
+
+# ------------------------------------------------------------------------------------------ claims
+
+def test_greater_same_and_reversed_on_evidence():
     better = evidence([6] * 20, [2] * 20)
-    claim = Claim(kind="greater", model="a", vs="b", split="id", metric="process_pass@1")
-    result = check_claim(claim, better)
-    assert result["verdict"] == REPRODUCED and abs(result["mean"] - 0.5) < 1e-9
-    assert check_claim(Claim(kind="greater", model="b", vs="a", split="id", metric="process_pass@1"),
-                       better)["verdict"] == NOT_REPRODUCED
-    assert check_claim(Claim(kind="same", model="a", vs="b", split="id", metric="process_pass@1"),
-                       better)["verdict"] == NOT_REPRODUCED
-    noisy = evidence([8, 0] * 10, [0, 8] * 10)  # equal on average, huge spread
-    assert check_claim(claim, noisy)["verdict"] == NOT_SIGNIFICANT
-    assert check_claim(Claim(kind="same", model="a", vs="b", split="id", metric="process_pass@1"),
-                       noisy)["verdict"] == REPRODUCED
+    result = check_claim(claim("greater"), better)
+    assert result["verdict"] == REPRODUCED and abs(result["mean"] - 0.5) < 1e-9 and "MDE" in result["text"]
+    assert check_claim(claim("greater", model="b", vs="a"), better)["verdict"] == NOT_REPRODUCED
+    assert check_claim(claim("same"), better)["verdict"] == NOT_REPRODUCED
+    noisy = evidence([8, 0] * 20, [0, 8] * 20)  # equal on average, huge spread: cannot tell
+    assert check_claim(claim("greater"), noisy)["verdict"] == INCONCLUSIVE
+    same = check_claim(claim("same"), noisy)
+    assert same["verdict"] == INCONCLUSIVE and "margin ±0.05" in same["text"]
 
 
-def test_not_greater_accepts_a_drop_or_no_change_and_rejects_a_gain():
+def test_not_greater_needs_the_ci_below_the_margin():
     def verdict(a, b):
-        return check_claim(Claim(kind="not_greater", model="a", vs="b", split="id", metric="process_pass@1"),
-                           evidence(a, b))["verdict"]
+        return check_claim(claim("not_greater"), evidence(a, b))["verdict"]
     assert verdict([2] * 20, [6] * 20) == REPRODUCED  # a clear drop: no gain
-    assert verdict([8, 0] * 10, [0, 8] * 10) == REPRODUCED  # no detectable change
+    assert verdict([8, 0] * 10, [0, 8] * 10) == INCONCLUSIVE  # too noisy to rule a gain out
     assert verdict([6] * 20, [2] * 20) == NOT_REPRODUCED  # a clear gain
 
 
 def test_a_claim_says_when_its_sides_have_different_seed_counts():
     ev = evidence([6] * 20, [2] * 20)
-    claim = Claim(kind="greater", model="a", vs="b", split="id", metric="process_pass@1")
-    assert "seeds" not in check_claim(claim, ev)["text"]
+    assert "seeds" not in check_claim(claim("greater"), ev)["text"]
     ev.seeds = [0, 1]
     ev.problems[("a", 1)] = [record(i, 8) for i in range(20)]
-    result = check_claim(claim, ev)
-    assert result["text"].endswith("(seeds 2 vs 1)") and abs(result["a"] - 0.875) < 1e-9  # (6/8 + 8/8) / 2
+    result = check_claim(claim("greater"), ev)
+    assert "(seeds 2 vs 1)" in result["text"] and abs(result["a"] - 0.875) < 1e-9  # (6/8 + 8/8) / 2
 
 
 def test_pairing_uses_shared_problems_and_filters():
     ev = evidence([8] * 10, [0] * 10)
     ev.problems[("a", 0)] += [record(99, 0, op=4)]  # only a has it: not compared
-    result = check_claim(Claim(kind="greater", model="a", vs="b", split="id", metric="process_pass@8"), ev)
-    assert result["n"] == 10
-    only_op4 = Claim(kind="greater", model="a", vs="b", split="id", ops="4", metric="process_pass@8")
-    assert check_claim(only_op4, ev)["verdict"] == NOT_SIGNIFICANT  # no shared data
+    assert check_claim(claim("greater", metric="process_pass@8"), ev)["n"] == 10
+    only_op4 = claim("greater", metric="process_pass@8", ops="4")
+    assert check_claim(only_op4, ev)["verdict"] == UNTESTABLE  # no shared data
 
 
 def test_error_metric_and_rl_log_claims():
     ev = evidence([1] * 10, [1] * 10)
     for r in ev.problems[("a", 0)]:
         r["errors"] = {"dependency_mismatch": 4}
-    assert check_claim(Claim(kind="greater", model="a", vs="b", split="id", metric="errors:dependency_mismatch"),
-                       ev)["verdict"] == REPRODUCED
-    logs = {("a", 0): [{"rl_step": s, "reward": 0.01, "label_acc": 0.2, "reward_acc": 0.7} for s in range(1, 21)]}
+    assert check_claim(claim("greater", metric="errors:dependency_mismatch"), ev)["verdict"] == REPRODUCED
+    rng = np.random.default_rng(3)
+    logs = {("a", 0): [{"rl_step": s, "reward": 0.01 + 0.005 * rng.random(), "label_acc": 0.2 + 0.1 * rng.random(),
+                        "reward_acc": 0.7 + 0.1 * rng.random()} for s in range(1, 61)]}
     ev = evidence([1], [1], rl=logs)
-    assert check_claim(Claim(kind="below", model="a", metric="rl:reward", value=0.05), ev)["verdict"] == REPRODUCED
+    below = Claim(kind="below", model="a", metric="rl:reward", value=0.05)
+    assert check_claim(below, ev)["verdict"] == REPRODUCED
     assert check_claim(Claim(kind="above", model="a", metric="rl:reward", value=0.05), ev)["verdict"] == NOT_REPRODUCED
     lucky = Claim(kind="greater", model="a", metric="rl:reward_acc", vs_metric="rl:label_acc")
     assert check_claim(lucky, ev)["verdict"] == REPRODUCED
 
 
+def test_lucky_hits_no_better_than_chance_are_not_reproduced():
+    """F5c's form: on prompts whose pseudo-label is wrong, reward accuracy against what a reward with the
+    same positive rate would get by chance. A log where they are equal must not pass."""
+    rng = np.random.default_rng(4)
+    chance = 0.6 + 0.05 * rng.random(80)
+    logs = {("a", 0): [{"rl_step": s, "wrong_label_reward_acc": c + rng.normal(0, 0.01),
+                        "wrong_label_chance": c} for s, c in enumerate(chance, 1)]}
+    ev = evidence([1], [1], rl=logs)
+    lucky = Claim(kind="greater", model="a", metric="rl:wrong_label_reward_acc", vs_metric="rl:wrong_label_chance")
+    assert check_claim(lucky, ev)["verdict"] in (INCONCLUSIVE, NOT_REPRODUCED)
+    for row in logs[("a", 0)]:
+        row["wrong_label_reward_acc"] = min(1.0, row["wrong_label_chance"] + 0.2)
+    assert check_claim(lucky, ev)["verdict"] == REPRODUCED
+
+
 def test_a_finding_needs_every_claim():
     ev = evidence([6] * 20, [2] * 20)
-    good = Claim(kind="greater", model="a", vs="b", split="id", metric="process_pass@1")
-    bad = Claim(kind="greater", model="b", vs="a", split="id", metric="process_pass@1")
+    good, bad = claim("greater"), claim("greater", model="b", vs="a")
     assert check_finding(Finding(id="x", claims=[good]), ev)["verdict"] == REPRODUCED
     assert check_finding(Finding(id="x", claims=[good, bad]), ev)["verdict"] == NOT_REPRODUCED
+    floor = evidence([0] * 20, [0] * 20)
+    assert check_finding(Finding(id="x", claims=[claim("greater")]), floor)["verdict"] == UNTESTABLE
+    assert check_finding(Finding(id="x", claims=[good, claim("greater", ops="9")]), ev)["verdict"] == INCONCLUSIVE

@@ -1,0 +1,145 @@
+"""How a claim is judged: four verdicts from paired values, with a CI that is stable at this size, an
+equivalence margin where the claim is about no change, and the effect the data could have detected.
+
+    judge("greater", a, b)                  # a, b: paired per-problem values (equal length)
+    judge("same", a, b, margin=0.05)        # two one-sided tests against ±margin
+    judge("below", a, value=0.05, series=True)   # a per-step RL log against a bar (block bootstrap)
+
+- greater: reproduced when the one-sided 95 % bound of the mean difference a − b is above 0, not
+  reproduced when the other one-sided bound is below 0, else inconclusive.
+- same: reproduced when the 90 % CI (two one-sided tests at 5 %) lies inside (−margin, +margin), not
+  reproduced when it lies wholly outside, else inconclusive. not_greater: reproduced when the upper bound
+  is below +margin, not reproduced when the lower bound is above it, else inconclusive.
+- below / above: the mean of a against `value`, one-sided like greater.
+- untestable: both sides sit at the metric's floor or ceiling on (nearly) every problem, or the minimal
+  detectable effect is larger than the room the metric has to move.
+
+The CI is a BCa bootstrap with 10,000 resamples (a moving-block bootstrap for per-step series, whose
+steps are not independent). The minimal detectable effect (MDE) is the true difference a one-sided 5 %
+test finds with 80 % power at this number of problems and this spread of the differences.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, UNTESTABLE = "reproduced", "not reproduced", "inconclusive", "untestable"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, UNTESTABLE)
+KINDS = ("greater", "same", "not_greater", "below", "above")
+ALPHA, POWER, N_BOOT = 0.05, 0.80, 10_000
+AT_BOUND_SHARE = 0.95  # untestable when both sides sit at one bound on this share of the problems
+_Z = NormalDist()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    diff: float  # mean of a - b (or of a, for below / above)
+    ci: tuple[float, float]  # the 90 % two-sided interval: each side is a one-sided 95 % bound
+    mde: float
+    margin: float | None
+    n: int
+    why: str = ""  # for untestable: what makes the claim untestable here
+
+
+def bca_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
+    """Bias-corrected and accelerated bootstrap CI of the mean of x."""
+    x = np.asarray(x, dtype=float)
+    theta = float(x.mean())
+    if x.size < 2 or np.all(x == x[0]):
+        return theta, theta
+    boots = x[np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    below = float(np.mean(boots < theta)) + 0.5 * float(np.mean(boots == theta))
+    z0 = _Z.inv_cdf(min(max(below, 1e-6), 1 - 1e-6))
+    jack = (x.sum() - x) / (x.size - 1)  # leave-one-out means
+    d = jack.mean() - jack
+    denom = 6.0 * float((d ** 2).sum()) ** 1.5
+    accel = float((d ** 3).sum()) / denom if denom > 0 else 0.0
+    tail = (1 - level) / 2
+    qs = []
+    for z in (_Z.inv_cdf(tail), _Z.inv_cdf(1 - tail)):
+        adjusted = z0 + (z0 + z) / (1 - accel * (z0 + z))
+        qs.append(_Z.cdf(adjusted))
+    lo, hi = np.quantile(boots, qs)
+    return float(lo), float(hi)
+
+
+def block_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
+    """Moving-block bootstrap (percentile) CI of the mean of a series whose neighbours are correlated."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 2 or np.all(x == x[0]):
+        return float(x.mean()), float(x.mean())
+    block = max(1, round(x.size ** (1 / 3)))
+    starts = np.random.default_rng(seed).integers(0, x.size - block + 1, size=(n_boot, math.ceil(x.size / block)))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :x.size]
+    boots = x[idx].mean(axis=1)
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(boots, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def mde(diffs) -> float:
+    """Minimal detectable mean difference: one-sided 5 % test, 80 % power, this n and spread."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2:
+        return math.inf
+    return (_Z.inv_cdf(1 - ALPHA) + _Z.inv_cdf(POWER)) * float(d.std(ddof=1)) / math.sqrt(d.size)
+
+
+def judge(kind: str, a, b=None, *, margin: float | None = None, value: float | None = None,
+          bounds: tuple[float, float] | None = (0.0, 1.0), series: bool = False, seed: int = 0) -> Judgement:
+    """The verdict on one claim (see the module doc). `bounds` are the metric's floor and ceiling (None
+    for an unbounded one such as errors per sample); `series`: a and b are per-step logs."""
+    if kind not in KINDS:
+        raise ValueError(f"claim kind must be one of {', '.join(KINDS)} (got '{kind}')")
+    a = np.asarray(a, dtype=float)
+    paired = kind in ("greater", "same", "not_greater")
+    if paired:
+        b = np.asarray(b, dtype=float)
+        if b.shape != a.shape:
+            raise ValueError(f"paired values must have equal length (got {a.size} and {b.size})")
+        x = a - b
+    else:
+        if value is None:
+            raise ValueError(f"a '{kind}' claim needs value=")
+        x = a - value
+    if x.size == 0:
+        return Judgement(UNTESTABLE, math.nan, (math.nan, math.nan), math.inf, margin, 0, "no data")
+    if kind in ("same", "not_greater") and margin is None:
+        raise ValueError(f"a '{kind}' claim needs an equivalence margin")
+    lo, hi = (block_ci if series else bca_ci)(x, seed=seed)
+    diff, effect = float(x.mean()), mde(x)
+    if series and x.size > 1:  # correlated steps carry less information than their count
+        effect *= math.sqrt(max(1, round(x.size ** (1 / 3))))
+    why = _untestable(kind, a, b if paired else None, effect, bounds, value, "steps" if series else "problems")
+    if why:
+        return Judgement(UNTESTABLE, diff, (lo, hi), effect, margin, int(x.size), why)
+    if kind in ("greater", "above"):
+        verdict = REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else INCONCLUSIVE
+    elif kind == "below":
+        verdict = REPRODUCED if hi < 0 else NOT_REPRODUCED if lo > 0 else INCONCLUSIVE
+    elif kind == "same":
+        verdict = (REPRODUCED if -margin < lo and hi < margin else
+                   NOT_REPRODUCED if lo >= margin or hi <= -margin else INCONCLUSIVE)
+    else:  # not_greater
+        verdict = REPRODUCED if hi < margin else NOT_REPRODUCED if lo >= margin else INCONCLUSIVE
+    return Judgement(verdict, diff, (lo, hi), effect, margin, int(x.size))
+
+
+def _untestable(kind: str, a, b, effect: float, bounds, value, unit: str) -> str:
+    if bounds is None:
+        return ""
+    floor, ceiling = bounds
+    sides = [a] if b is None else [a, b]
+    for bound, name in ((floor, "floor"), (ceiling, "ceiling")):
+        at = np.all([np.isclose(s, bound) for s in sides], axis=0)
+        if at.size and at.mean() >= AT_BOUND_SHARE and (b is not None or np.isclose(bound, value)):
+            return f"both sides at the {name} ({bound:g}) on {int(at.sum())} of {at.size} {unit}"
+    if kind == "greater":
+        room = ceiling - float(b.mean())
+        if effect > room:
+            return f"the smallest detectable gain ({effect:.3f}) exceeds the room above the baseline ({room:.3f})"
+    return ""
