@@ -173,6 +173,8 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
     lines = [f"# Study `{cfg.study}` — preset `{cfg.preset}`", ""]
     if cfg.description:
         lines += [cfg.description.strip(), ""]
+    if cfg.design_notes:
+        lines += [f"Design notes (changes made after seeing data): {' '.join(cfg.design_notes.split())}", ""]
     fewer = [f"{label(cfg, name)}: {', '.join(map(str, stage_seeds(cfg, name)))}" for name, node in cfg.stages.items()
              if node.n_seeds is not None and len(stage_seeds(cfg, name)) < len(cfg.seeds)]
     seeds = ", ".join(map(str, cfg.seeds)) + (f" (only {'; '.join(fewer)})" if fewer else "")
@@ -182,6 +184,8 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
               f"{duration(wall_s)} (stages reused from the cache count at their original cost below).", ""]
 
     counts = Counter(c["verdict"] for f in findings for c in f["claims"])
+    lines += [f"Eval: seed {cfg.eval.seed}, {cfg.eval.problems_per_bin} problems per split and context set, "
+              f"{n} samples each at T = {cfg.eval.temperature:g}.", ""]
     if counts:
         lines += ["Claims: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v]) + ". Each is judged on "
                   "paired per-problem differences (per-step for RL logs) with a 90 % BCa bootstrap CI (10,000 "

@@ -91,6 +91,7 @@ class StudyConfig:
     force: bool = False  # re-run every stage of this study even if cached
     progress: bool = True
     description: str = ""
+    design_notes: str = ""  # what was changed in this study's design after seeing which data (printed in the report)
     task: TaskConfig = field(default_factory=TaskConfig)
     vars: dict[str, Any] = field(default_factory=dict)  # named values stages interpolate: ${vars.rl_edge}
     splits: dict[str, str] = table(DEFAULT_BINS)
