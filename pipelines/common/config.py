@@ -50,7 +50,7 @@ def _child(schema, key: str):
         return "value", None  # an unknown key: the schema check names it later
     if f.metadata.get("table"):
         return "table", None
-    hint = typing.get_type_hints(schema).get(key)
+    hint = _unwrap_optional(typing.get_type_hints(schema).get(key))
     if dataclasses.is_dataclass(hint):
         return "config", hint
     if typing.get_origin(hint) is dict:
@@ -136,6 +136,12 @@ def parse_dotlist(schema, argv: list[str], base=None):
         raise ConfigError(f"bad value for '{key}': {detail}") from None
 
 
+def _unwrap_optional(hint):
+    """X for Optional[X]; any other type as it is."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) is typing.Union and len(args) == 1 else hint
+
+
 def _expected(schema, key: str) -> str:
     """What the schema wants at `key`, in words ('' when the key is not a typed field)."""
     node = schema
@@ -148,9 +154,7 @@ def _expected(schema, key: str) -> str:
         hint = typing.get_type_hints(node).get(part)
         if hint is None:
             return ""
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if typing.get_origin(hint) is typing.Union and len(args) == 1:  # Optional[X]
-            hint = args[0]
+        hint = _unwrap_optional(hint)
         origin = typing.get_origin(hint)
         node = _Entries(typing.get_args(hint)[1]) if origin is dict and dataclasses.is_dataclass(
             typing.get_args(hint)[1]) else hint

@@ -64,7 +64,8 @@ def load_study(argv: list[str]) -> StudyConfig:
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' is not of the form key=value")
     name = _pick(argv, "study", "smoke")
-    study = read_yaml(study_path(name), "study")
+    path = study_path(name)
+    study = read_yaml(path, "study")
     preset = _pick(argv, "preset", str(study.get("preset", DEFAULT_PRESET)))
     if preset not in PRESETS:
         where = "" if any(a.startswith("preset=") for a in argv) else f" (the default of study '{name}')"
@@ -72,9 +73,9 @@ def load_study(argv: list[str]) -> StudyConfig:
     study_presets = study.pop("presets", {}) or {}
     if not isinstance(study_presets, dict) or any(p not in PRESETS for p in study_presets):
         raise ConfigError(f"study '{name}': presets must map some of {', '.join(PRESETS)} to overrides")
-    layers = [(read_yaml(STUDIES_DIR / "defaults.yaml", "defaults"), STUDIES_DIR / "defaults.yaml"),
-              (read_yaml(STUDIES_DIR / "presets" / f"{preset}.yaml", "preset"), STUDIES_DIR / "presets" / f"{preset}.yaml"),
-              (study, study_path(name)), (study_presets.get(preset) or {}, study_path(name))]
+    defaults, preset_file = STUDIES_DIR / "defaults.yaml", STUDIES_DIR / "presets" / f"{preset}.yaml"
+    layers = [(read_yaml(defaults, "defaults"), defaults), (read_yaml(preset_file, "preset"), preset_file),
+              (study, path), (study_presets.get(preset) or {}, path)]
     base = {}
     for layer, source in layers:
         refuse_resolvers(layer, f"study file {source}", allowed=("mul",))
