@@ -79,6 +79,15 @@ def load_meta(directory: str | Path) -> dict:
     return meta
 
 
+def model_config_of(directory: str | Path, meta: dict | None = None) -> GPTConfig:
+    """The architecture a model directory records (its model.json), checked."""
+    meta = load_meta(directory) if meta is None else meta
+    try:
+        return GPTConfig(**meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {Path(directory) / META} has no valid model config ({e}); {RETRAIN}") from None
+
+
 def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer, dict]:
     """A model directory (final/), or a stage's resumable Lightning checkpoint (ckpt/last.ckpt) whose
     tokenizer is the stage's tokenizer.json: so a run can be evaluated while it trains."""
@@ -86,10 +95,7 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokeniz
     if directory.suffix == ".ckpt":
         return _load_lightning(directory, device)
     meta = load_meta(directory)
-    try:
-        config = GPTConfig(**meta["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {directory / META} has no valid model config ({e})") from None
+    config = model_config_of(directory, meta)
     check_files(directory, meta)
     tokenizer = Tokenizer.load(directory)
     try:

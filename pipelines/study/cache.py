@@ -188,13 +188,13 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
     resolved for this machine (part of the eval key)."""
     import torch
 
-    from models import GPT, GPTConfig
+    from models import GPT
     from models.machine import machine_info
-    from pipelines.common.checkpoint import load_meta, load_model
+    from pipelines.common.checkpoint import load_model, model_config_of
 
     device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
     with torch.device("meta"):  # the precision is decided from the shape: a cached evaluation loads nothing
-        shape = GPT(GPTConfig(**load_meta(run.final)["config"]))
+        shape = GPT(model_config_of(run.final))
     spec, choice = resolve_eval_precision(shape, spec, device, memory=run.dir.parent / SPEED_MEMORY)
     out = run.dir / f"eval-{eval_key(spec, run.key)}"
     done = out / "done.json"
