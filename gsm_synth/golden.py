@@ -53,13 +53,19 @@ def check_golden(folder) -> list[str]:
         stored = [json.loads(line) for line in (folder / CORPUS).read_text().splitlines() if line.strip()]
     except (OSError, ValueError) as e:
         raise ValueError(f"{folder} is not a golden corpus ({type(e).__name__}: {e})") from None
+    if not isinstance(manifest, dict) or not all(isinstance(r, dict) for r in stored):
+        raise ValueError(f"{folder} is not a golden corpus (its manifest or rows are not JSON objects)")
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{folder}: corpus format {manifest.get('format')} is not {FORMAT}; write it again")
     problems = []
     if _sha256(folder / CORPUS) != manifest.get("sha256"):
         problems.append(f"{CORPUS} was edited after it was written (its sha256 differs from the manifest's)")
-    op_list, contexts, modes = check_mixture(manifest["ops"], manifest["contexts"], manifest["modes"])
-    fresh = list(golden_rows(op_list, contexts, modes, manifest["n"], manifest["seed"], manifest["options"]))
+    try:
+        op_list, contexts, modes = check_mixture(manifest["ops"], manifest["contexts"], manifest["modes"])
+        fresh = list(golden_rows(op_list, contexts, modes, int(manifest["n"]), int(manifest["seed"]),
+                                 dict(manifest["options"])))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{folder}/{MANIFEST} is damaged ({type(e).__name__}: {e}); write the corpus again") from None
     if len(fresh) != len(stored):
         problems.append(f"{len(stored)} rows stored, {len(fresh)} generated")
     for old, new in zip(stored, fresh):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +20,11 @@ from gsm_synth.dataset import parse_ops
 from pipelines.evaluation.evaluate import problem_scores
 from pipelines.evaluation.metrics import sample_ks
 from pipelines.study.judge import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE, judge
-from pipelines.study.schema import Claim, Finding
+from pipelines.study.schema import RL_RATES, Claim, Finding
 
 # Equivalence margins by metric family, declared before any run: a "no change" claim is reproduced only
 # when the whole 90 % CI of the difference lies within ±margin.
 MARGINS = {"pass": 0.05, "maj": 0.05, "errors": 0.05, "rl": 0.02}
-# RL log keys that are rates in [0, 1] (floor and ceiling make a claim untestable); others are unbounded.
-RL_RATES = {"reward", "acc", "pass_n", "process_acc", "label_acc", "reward_acc", "true_reward", "majority_ratio",
-            "wrong_label_reward_acc", "wrong_label_chance"}
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -89,7 +87,7 @@ class Evidence:
         sums: dict[int, list[float]] = {}
         for seed in self.seeds:
             for row in self.rl_logs.get((stage, seed), []):
-                if key in row:
+                if key in row and math.isfinite(row[key]):  # a step that could not measure it logs nan
                     sums.setdefault(int(row["rl_step"]), []).append(row[key])
         return {k: float(np.mean(v)) for k, v in sums.items()}
 

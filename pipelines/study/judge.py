@@ -16,7 +16,9 @@ equivalence margin where the claim is about no change, and the effect the data c
 
 The CI is a BCa bootstrap with 10,000 resamples (a moving-block bootstrap for per-step series, whose
 steps are not independent). The minimal detectable effect (MDE) is the true difference a one-sided 5 %
-test finds with 80 % power at this number of problems and this spread of the differences.
+test finds with 80 % power at this number of problems and this spread of the differences (for series:
+from the block bootstrap's standard error). Untestable replaces an inconclusive verdict only: a clear
+difference found near a ceiling still counts. Fewer than 2 values, or only non-finite ones: untestable.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from statistics import NormalDist
 
 import numpy as np
 
+from pipelines.study.schema import CLAIM_KINDS as KINDS
+
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, UNTESTABLE = "reproduced", "not reproduced", "inconclusive", "untestable"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, UNTESTABLE)
-KINDS = ("greater", "same", "not_greater", "below", "above")
 ALPHA, POWER, N_BOOT = 0.05, 0.80, 10_000
 AT_BOUND_SHARE = 0.95  # untestable when both sides sit at one bound on this share of the problems
 _Z = NormalDist()
@@ -67,18 +70,19 @@ def bca_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0)
     return float(lo), float(hi)
 
 
-def block_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
-    """Moving-block bootstrap (percentile) CI of the mean of a series whose neighbours are correlated."""
+def block_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
+    """Moving-block bootstrap (percentile) CI of the mean of a series whose neighbours are correlated, and
+    the bootstrap standard error. Blocks of about sqrt(n) steps keep most of the correlation inside them."""
     x = np.asarray(x, dtype=float)
     if x.size < 2 or np.all(x == x[0]):
-        return float(x.mean()), float(x.mean())
-    block = max(1, round(x.size ** (1 / 3)))
+        return float(x.mean()), float(x.mean()), 0.0
+    block = max(1, math.ceil(math.sqrt(x.size)))
     starts = np.random.default_rng(seed).integers(0, x.size - block + 1, size=(n_boot, math.ceil(x.size / block)))
     idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :x.size]
     boots = x[idx].mean(axis=1)
     tail = (1 - level) / 2
     lo, hi = np.quantile(boots, [tail, 1 - tail])
-    return float(lo), float(hi)
+    return float(lo), float(hi), float(boots.std(ddof=1))
 
 
 def mde(diffs) -> float:
@@ -101,32 +105,46 @@ def judge(kind: str, a, b=None, *, margin: float | None = None, value: float | N
         b = np.asarray(b, dtype=float)
         if b.shape != a.shape:
             raise ValueError(f"paired values must have equal length (got {a.size} and {b.size})")
+        keep = np.isfinite(a) & np.isfinite(b)  # a step that did not log the metric is not evidence
+        a, b = a[keep], b[keep]
         x = a - b
     else:
         if value is None:
             raise ValueError(f"a '{kind}' claim needs value=")
+        a = a[np.isfinite(a)]
         x = a - value
-    if x.size == 0:
-        return Judgement(UNTESTABLE, math.nan, (math.nan, math.nan), math.inf, margin, 0, "no data")
     if kind in ("same", "not_greater") and margin is None:
         raise ValueError(f"a '{kind}' claim needs an equivalence margin")
-    lo, hi = (block_ci if series else bca_ci)(x, seed=seed)
-    diff, effect = float(x.mean()), mde(x)
-    if series and x.size > 1:  # correlated steps carry less information than their count
-        effect *= math.sqrt(max(1, round(x.size ** (1 / 3))))
-    why = _untestable(kind, a, b if paired else None, effect, bounds, value, "steps" if series else "problems")
-    if why:
-        return Judgement(UNTESTABLE, diff, (lo, hi), effect, margin, int(x.size), why)
-    if kind in ("greater", "above"):
-        verdict = REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else INCONCLUSIVE
-    elif kind == "below":
-        verdict = REPRODUCED if hi < 0 else NOT_REPRODUCED if lo > 0 else INCONCLUSIVE
-    elif kind == "same":
-        verdict = (REPRODUCED if -margin < lo and hi < margin else
-                   NOT_REPRODUCED if lo >= margin or hi <= -margin else INCONCLUSIVE)
-    else:  # not_greater
-        verdict = REPRODUCED if hi < margin else NOT_REPRODUCED if lo >= margin else INCONCLUSIVE
+    unit = "steps" if series else "problems"
+    if x.size < 2:
+        return Judgement(UNTESTABLE, float(x.mean()) if x.size else math.nan, (math.nan, math.nan), math.inf,
+                         margin, int(x.size), f"fewer than 2 {unit} with data")
+    if series:  # correlated steps carry less information than their count: the block bootstrap's SE
+        lo, hi, se = block_ci(x, seed=seed)
+        effect = (_Z.inv_cdf(1 - ALPHA) + _Z.inv_cdf(POWER)) * se
+    else:
+        lo, hi = bca_ci(x, seed=seed)
+        effect = mde(x)
+    diff = float(x.mean())
+    verdict = _verdict(kind, lo, hi, margin)
+    # at a floor or ceiling, or with no room to detect a gain, agreement proves nothing; a clear
+    # difference that was nevertheless found still counts
+    if verdict == INCONCLUSIVE or kind in ("same", "not_greater"):
+        why = _untestable(kind, a, b if paired else None, effect, bounds, value, unit)
+        if why:
+            return Judgement(UNTESTABLE, diff, (lo, hi), effect, margin, int(x.size), why)
     return Judgement(verdict, diff, (lo, hi), effect, margin, int(x.size))
+
+
+def _verdict(kind: str, lo: float, hi: float, margin: float | None) -> str:
+    if kind in ("greater", "above"):
+        return REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else INCONCLUSIVE
+    if kind == "below":
+        return REPRODUCED if hi < 0 else NOT_REPRODUCED if lo > 0 else INCONCLUSIVE
+    if kind == "same":
+        return (REPRODUCED if -margin < lo and hi < margin else
+                NOT_REPRODUCED if lo >= margin or hi <= -margin else INCONCLUSIVE)
+    return REPRODUCED if hi < margin else NOT_REPRODUCED if lo >= margin else INCONCLUSIVE  # not_greater
 
 
 def _untestable(kind: str, a, b, effect: float, bounds, value, unit: str) -> str:

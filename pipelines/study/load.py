@@ -10,6 +10,7 @@ the findings to test (claims over eval metrics) and the plots to draw.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from gsm_synth.options import style_of
 from pipelines.common.config import ConfigError, overlay, parse_dotlist, read_yaml, refuse_resolvers
 from pipelines.common.mixture import union_ops
 from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec, check_spec
-from pipelines.study.schema import (CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, STAGE_KINDS, STUDIES_DIR,
+from pipelines.study.schema import (CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, RL_RATES, STAGE_KINDS, STUDIES_DIR,
                                     StudyConfig)
 
 
@@ -139,6 +140,12 @@ def check_study(cfg: StudyConfig) -> None:
                 raise ConfigError(f"{where}: a '{claim.kind}' claim needs vs=<stage>")
             if claim.kind in ("below", "above") and claim.value is None:
                 raise ConfigError(f"{where}: a '{claim.kind}' claim needs value=<number>")
+            if claim.margin is not None and (claim.kind not in ("same", "not_greater") or not 0 < claim.margin < math.inf):
+                raise ConfigError(f"{where}: margin is for same / not_greater claims and must be > 0 (got {claim.margin} "
+                                  f"on a '{claim.kind}' claim)")
+            if claim.kind in ("same", "not_greater") and claim.margin is None and claim.metric.startswith("rl:") \
+                    and claim.metric[3:] not in RL_RATES:
+                raise ConfigError(f"{where}: {claim.metric} is not a rate: give its equivalence margin (margin=...)")
             if not claim.metric.startswith("rl:") and claim.split not in cfg.splits:
                 raise ConfigError(f"{where}: split '{claim.split}' is not one of {', '.join(cfg.splits)}")
     for plot in cfg.plots:

@@ -191,7 +191,8 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
                   "paired per-problem differences (per-step for RL logs) with a 90 % BCa bootstrap CI (10,000 "
                   "resamples; a block bootstrap for RL logs), whose sides are one-sided 5 % tests; 'no change' claims "
                   "need the whole CI within a margin (" + ", ".join(f"{MARGIN_NAMES[k]} ±{v:g}" for k, v in MARGINS.items()) +
-                  "); MDE is the difference detectable with 80 % power (docs/design.md §7).", ""]
+                  "); MDE is the difference detectable with 80 % power (docs/design.md §7). The results tables give 95 % "
+                  "percentile-bootstrap CIs of each model's own value.", ""]
     lines += ["## Findings", ""]
     if not findings:
         lines += ["This study tests no finding.", ""]

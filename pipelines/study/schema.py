@@ -25,6 +25,9 @@ PRESETS = ("tiny", "small", "paper")
 STAGE_KINDS = ("pretrain", "midtrain", "rl")
 CLAIM_KINDS = ("greater", "same", "not_greater", "below", "above")
 PLOT_KINDS = ("pass_at_k", "rl_curves", "by_op")
+# RL log keys that are rates in [0, 1] (a floor or ceiling can make a claim untestable); others are unbounded
+RL_RATES = {"reward", "acc", "pass_n", "process_acc", "label_acc", "reward_acc", "true_reward", "majority_ratio",
+            "wrong_label_reward_acc"}
 
 @dataclass
 class TaskConfig(ProblemStyle):

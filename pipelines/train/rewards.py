@@ -32,6 +32,8 @@ from pipelines.common.config import ConfigError
 from pipelines.common.text import completion_to_solution
 
 KINDS = ("outcome", "process", "strict", "ttrl")
+# truth_metrics keys that only some prompts have (ttrl: prompts whose label is wrong)
+SOME_PROMPTS = ("wrong_label_reward_acc",)
 # The verifier's answer convention (last "Answer: n" or "<answer> n"), read without the problem.
 _ANSWER = re.compile(r"(?:Answer:\s*|<answer>\s*)(-?\d{1,12})")
 
@@ -141,9 +143,8 @@ def truth_metrics(cfg: RewardConfig, problem, completions: list[Completion], gro
         out["reward_acc"] = sum((r > 0.5) == t for r, t in zip(group.rewards, correct)) / n
         out["majority_ratio"] = group.majority_ratio
         out["true_reward"] = out["acc"]
-        if not out["label_acc"]:  # "lucky hits": how right the rewards are when the label is wrong
-            rewarded = sum(r > 0.5 for r in group.rewards) / n
+        if group.label is not None and not out["label_acc"]:
+            # "lucky hits": how often the rewards are right when the label is wrong. Every rewarded sample is
+            # then wrong, so this is 1 - acc - (share rewarded): it falls when samples pile onto the wrong label
             out["wrong_label_reward_acc"] = out["reward_acc"]
-            # a reward with the same positive rate, drawn blind to the truth, is right this often
-            out["wrong_label_chance"] = rewarded * out["acc"] + (1 - rewarded) * (1 - out["acc"])
     return out

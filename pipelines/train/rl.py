@@ -266,9 +266,14 @@ class GRPOModule(pl.LightningModule):
         }
         if self._sum(stats.tokens) > 0:  # blank when no rank trained on any token (every group skipped)
             metrics.update(stats.means(with_ref=self.ref is not None))
-        for key in dict.fromkeys(k for t in roll.truth for k in t):  # some keys are only some prompts'
-            values = [t[key] for t in roll.truth if key in t]
-            metrics[key] = sum(values) / len(values)
+        for key in roll.truth[0]:
+            if key not in R.SOME_PROMPTS:
+                metrics[key] = sum(t[key] for t in roll.truth) / len(roll.truth)
+        for key in R.SOME_PROMPTS:  # summed over every rank's prompts, so all ranks log the same keys (DDP)
+            count = self._sum(sum(key in t for t in roll.truth))
+            if count:
+                self.log(key, self._sum(sum(t.get(key, 0.0) for t in roll.truth)) / count, on_step=True,
+                         on_epoch=False, batch_size=1)
         sync = world > 1
         for key, value in metrics.items():
             self.log(key, float(value), prog_bar=key in PROGRESS_KEYS, on_step=True, on_epoch=False,

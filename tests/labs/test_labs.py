@@ -1,9 +1,10 @@
 """Every lab runs top to bottom in fast mode (as CI does), and is stored without outputs."""
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+nbformat = pytest.importorskip("nbformat")  # the dev extra installs them; without it the labs are skipped
+NotebookClient = pytest.importorskip("nbclient").NotebookClient
 
 LABS = sorted((Path(__file__).resolve().parents[2] / "labs").glob("*.ipynb"))
 
@@ -18,7 +19,5 @@ def test_a_lab_runs_in_fast_mode(path, monkeypatch, tmp_path):
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "store labs without outputs"
     monkeypatch.setenv("GSM_LABS_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    # the kernel inherits this environment: fast mode, no display
+    # the kernel inherits this environment (fast mode, no display); a cell that raises fails the test
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors

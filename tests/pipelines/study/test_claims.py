@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipelines.study.claims import Evidence, check_claim, check_finding
-from pipelines.study.judge import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE, judge, mde
+from pipelines.study.judge import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE, block_ci, judge, mde
 from pipelines.study.schema import Claim, Finding
 
 
@@ -125,19 +125,43 @@ def test_error_metric_and_rl_log_claims():
     assert check_claim(lucky, ev)["verdict"] == REPRODUCED
 
 
-def test_lucky_hits_no_better_than_chance_are_not_reproduced():
-    """F5c's form: on prompts whose pseudo-label is wrong, reward accuracy against what a reward with the
-    same positive rate would get by chance. A log where they are equal must not pass."""
+def test_lucky_hits_fail_when_samples_pile_onto_the_wrong_label():
+    """F5c's form: reward accuracy on wrong-label prompts above 0.5. A run whose samples collapse onto the
+    wrong label (accuracy 0.3 there) must not pass; one where most rewards stay right must."""
     rng = np.random.default_rng(4)
-    chance = 0.6 + 0.05 * rng.random(80)
-    logs = {("a", 0): [{"rl_step": s, "wrong_label_reward_acc": c + rng.normal(0, 0.01),
-                        "wrong_label_chance": c} for s, c in enumerate(chance, 1)]}
-    ev = evidence([1], [1], rl=logs)
-    lucky = Claim(kind="greater", model="a", metric="rl:wrong_label_reward_acc", vs_metric="rl:wrong_label_chance")
-    assert check_claim(lucky, ev)["verdict"] in (INCONCLUSIVE, NOT_REPRODUCED)
-    for row in logs[("a", 0)]:
-        row["wrong_label_reward_acc"] = min(1.0, row["wrong_label_chance"] + 0.2)
-    assert check_claim(lucky, ev)["verdict"] == REPRODUCED
+    lucky = Claim(kind="above", model="a", metric="rl:wrong_label_reward_acc", value=0.5)
+
+    def log(level):
+        steps = [{"rl_step": s, "wrong_label_reward_acc": float(np.clip(level + rng.normal(0, 0.05), 0, 1))}
+                 for s in range(1, 81)]
+        steps[5]["wrong_label_reward_acc"] = float("nan")  # a step with no wrong label logs nothing usable
+        return evidence([1], [1], rl={("a", 0): steps})
+
+    assert check_claim(lucky, log(0.3))["verdict"] == NOT_REPRODUCED
+    assert check_claim(lucky, log(0.8))["verdict"] == REPRODUCED
+
+
+def test_a_clear_difference_near_a_ceiling_still_counts():
+    b = np.array([1.0] * 45 + [0.0] * 3)  # no room for a gain, but a drop is plain
+    a = np.array([0.3] * 48)
+    assert judge("greater", a, b).verdict == NOT_REPRODUCED
+    assert judge("greater", [0.5], [0.1]).verdict == UNTESTABLE  # one problem proves nothing
+    assert judge("greater", [np.nan, np.nan], [0.1, 0.2]).verdict == UNTESTABLE
+
+
+def test_the_block_bootstrap_covers_a_correlated_series():
+    """An AR(1) series (rho 0.6) of 120 steps: the 90 % interval should hold the true mean (0) about 90 % of
+    the time; treating the steps as independent would cover far less."""
+    rng = np.random.default_rng(5)
+    hits = 0
+    for trial in range(60):
+        e = rng.normal(size=120)
+        x = np.zeros(120)
+        for t in range(1, 120):
+            x[t] = 0.6 * x[t - 1] + e[t]
+        lo, hi, _ = block_ci(x, n_boot=2000, seed=trial)
+        hits += lo <= 0 <= hi
+    assert hits >= 45  # >= 75 % of 60 (nominal 90 %; the block bootstrap runs a little narrow)
 
 
 def test_a_finding_needs_every_claim():

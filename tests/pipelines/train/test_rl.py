@@ -170,7 +170,7 @@ def test_ttrl_reward_never_reads_the_true_answer(tok):
     assert "wrong_label_reward_acc" not in logged  # the label is right: no lucky hits to count
 
 
-def test_lucky_hits_are_measured_against_chance_when_the_label_is_wrong(tok):
+def test_lucky_hits_are_measured_when_the_label_is_wrong(tok):
     p = gsm_synth.generate(2, "zoo", "forward", seed=0, index=1, pool="rl")
     gold = R.read_completion(tok, tok.encode(completion_text(p)) + [tok.eos_id], 256)
     wrong = R.Completion([1], "Answer: 99.", False, 99)
@@ -178,10 +178,10 @@ def test_lucky_hits_are_measured_against_chance_when_the_label_is_wrong(tok):
     comps = [wrong, wrong, gold, other]  # the majority (99) is wrong; one sample is right
     group = R.score_group(RewardConfig(kind="ttrl", votes=4), p, comps, 4)
     logged = R.truth_metrics(RewardConfig(kind="ttrl", votes=4), p, comps, group, 4)
-    # rewards 1, 1, 0, 0 against truth 0, 0, 1, 0: right on one of four; a blind reward that rewards half
-    # of the samples, with one in four right, is right 0.5 * 0.25 + 0.5 * 0.75 = 0.5 of the time
+    # rewards 1, 1, 0, 0 against truth 0, 0, 1, 0: only the 'other' sample's reward (0) is right
     assert logged["label_acc"] == 0.0 and logged["wrong_label_reward_acc"] == 0.25
-    assert logged["wrong_label_chance"] == 0.5
+    # every rewarded sample is wrong, so reward accuracy = 1 - acc - share rewarded
+    assert logged["wrong_label_reward_acc"] == 1 - logged["acc"] - sum(group.rewards) / 4
 
 
 @pytest.mark.slow
