@@ -30,9 +30,7 @@ def read_run(folder: Path) -> dict:
     config = read_yaml(folder / "config.yaml", "run config")
     report = (folder / "report.md").read_text()
     command = re.search(r"^Command: `(.+?)`", report, re.M)
-    wall = re.search(r"total wall time ([^(]+?) \(", report)
     return {"folder": folder, "config": config, "command": command.group(1) if command else "?",
-            "wall": wall.group(1) if wall else "?",
             "stages": [r for r in records if r["type"] == "stage"],
             "results": [r for r in records if r["type"] == "result"],
             "findings": [r for r in records if r["type"] == "finding"]}
@@ -51,8 +49,9 @@ def run_section(run: dict) -> list[str]:
     lines = [f"## `{cfg.get('study')}` — preset `{cfg.get('preset')}`", ""]
     if cfg.get("description"):
         lines += [str(cfg["description"]).strip(), ""]
-    lines += [f"Run folder `{run['folder'].name}`, command `{run['command']}`, total wall time {run['wall']} "
-              "(stages reused from a cache count at their original cost)."]
+    trained = sum(float(st.get("wall_s", 0.0)) for st in run["stages"]) / 60
+    lines += [f"Run folder `{run['folder'].name}`, command `{run['command']}`; its stages took {trained:.1f} min "
+              "to train in all (each at its original cost, cached or not; evaluation not included)."]
     lines += [f"Machine: {m}." for m in machines(run["stages"])] + [""]
     lines += ["| finding | verdict | claims |", "|---|---|---|"]
     for f in run["findings"]:

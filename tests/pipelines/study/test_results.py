@@ -14,7 +14,7 @@ def fake_run(root, study="rl_difficulty", verdict="not significant"):
     machine = {"cpu": "Test CPU", "arch": "x86_64", "isa": {"avx2": True, "avx512_bf16": False}, "cores": 2,
                "threads": 2, "torch": "2.x", "device": "cpu"}
     records = [
-        {"type": "stage", "name": "base", "summary": {"machine": machine}},  # as how_it_ran records it
+        {"type": "stage", "name": "base", "wall_s": 1740.0, "summary": {"machine": machine}},  # as how_it_ran records it
         {"type": "result", "label": "base", "split": "edge", "ops": "6-7", "process_pass@1": 0.134,
          "process_pass@1_ci": [0.1, 0.2], "process_pass@64": 0.458, "process_pass@64_ci": [0.3, 0.6]},
         {"type": "finding", "id": "F1b", "text": "Edge RL widens.", "verdict": verdict,
@@ -33,7 +33,7 @@ def test_the_page_carries_each_runs_verdicts_numbers_and_machine(tmp_path):
     assert "| `rl_difficulty` | small | F1b ➖ |" in text and "| `ttrl` | small | F1b ✅ |" in text
     assert "difference +0.021 [-0.083, +0.146]" in text  # the claim's numbers, as the runner wrote them
     assert "| base | edge | 6-7 | 0.134 [0.100, 0.200] | 0.458 [0.300, 0.600] | – |" in text
-    assert "Test CPU" in text and "no avx512_bf16" in text and "29.0 min" in text
+    assert "Test CPU" in text and "no avx512_bf16" in text and "took 29.0 min to train" in text
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
