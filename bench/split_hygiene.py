@@ -47,7 +47,7 @@ def same(a: nx.DiGraph, b: nx.DiGraph) -> bool:
 
 
 def draw(op, contexts, modes, pools, n):
-    out, i = [], 0
+    out = []
     per = max(1, n // (len(contexts) * len(modes) * len(pools)))
     for pool in pools:
         for context in contexts:
@@ -70,15 +70,15 @@ def main():
     for op in range(lo, hi + 1):
         ev = draw(op, contexts, modes, ["eval"], a.eval)
         tr = draw(op, contexts, modes, ["pretrain", "midtrain", "rl"], a.train)
+        graphs = {id(p): graph(p) for p in ev + tr}  # each problem's graph, built once
         buckets = defaultdict(list)
         for p in tr:
-            g = graph(p)
-            buckets[wl(g)].append(g)
-        hits = sum(any(same(g, h) for h in buckets.get(wl(g), ())) for g in map(graph, ev))
+            buckets[wl(graphs[id(p)])].append(graphs[id(p)])
+        hits = sum(any(same(graphs[id(p)], h) for h in buckets.get(wl(graphs[id(p)]), ())) for p in ev)
         # the template's collision check: graphs sharing a template hash that are not isomorphic
         by_template = defaultdict(list)
         for p in ev + tr:
-            by_template[p.template_hash].append(graph(p))
+            by_template[p.template_hash].append(graphs[id(p)])
         for gs in by_template.values():
             reps = []
             for g in gs:
