@@ -95,10 +95,20 @@ def problem_layout(ops: list[int], contexts: list[str], modes: list[str], count:
             for i in range(count)]
 
 
-def layout_problem(layout: list[tuple[int, str, str]], i: int, seed: int, options: dict):
-    """Problem i of an eval set laid out by problem_layout (pool 'eval')."""
+def layout_problem(layout: list[tuple[int, str, str]], i: int, seed: int, options: dict, avoid: frozenset = frozenset()):
+    """Problem i of an eval set laid out by problem_layout (pool 'eval'). A problem whose text is in
+    `avoid` (another eval set's) is replaced by the next one the stream draws for the same slot."""
     op, context, mode = layout[i]
-    return gsm_synth.generate(op, context, mode, seed=seed, index=i, **{**options, "pool": "eval"})
+    for attempt in range(1000):
+        p = gsm_synth.generate(op, context, mode, seed=seed, index=i + attempt * len(layout), **{**options, "pool": "eval"})
+        if problem_text(p) not in avoid:
+            return p
+    raise ValueError(f"no eval problem at op {op} ({context}, {mode}) outside the avoided set after 1000 draws")
+
+
+def problem_text(p) -> str:
+    """What makes two problems the same problem for a reader (and a model): the text and the question."""
+    return f"{p.problem}\n{p.question}"
 
 
 def _weights(table: dict, key: str) -> list[float]:

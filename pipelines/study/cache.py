@@ -21,7 +21,7 @@ from pipelines.common.checkpoint import META, CheckpointError, sha256
 from pipelines.common.config import to_yaml
 from pipelines.evaluation.evaluate import evaluate, resolve_eval_precision, write_results
 from pipelines.evaluation.spec import EvalSpec
-from pipelines.study.load import order, stage_config, stage_seeds
+from pipelines.study.load import order, serves_all_seeds, stage_config, stage_seeds
 from pipelines.study.schema import StudyConfig
 
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
@@ -74,46 +74,74 @@ class StageRun:
     after: str | None = None  # upstream stage name
     model: dict = field(default_factory=dict)  # the architecture it trains (GPTConfig fields)
     speed: dict = field(default_factory=dict)  # precision / compile: models.speed.Choice, resolved at plan time
+    base: int = 0  # which of the study's bases (independent pretraining seeds) this run descends from
+    shipped: Path | None = None  # a shipped base (pipelines/study/shipped.py) installed instead of training
 
     @property
     def final(self) -> Path:
         return self.dir / "final"
 
+    @property
+    def who(self) -> str:
+        return f"{self.name} seed {self.seed}" + (f" base {self.base}" if self.base else "")
 
-def plan(cfg: StudyConfig) -> list[StageRun]:
-    """Every (stage, seed) of the study in dependency order, with its cache directory and its precision
-    and compile resolved for this machine (they enter the key)."""
+
+def recipe_key(kind: str, config, upstream: str | None) -> str:
+    """A stage's key before precision and compile are resolved for a machine: what a shipped base is
+    filed under, so every machine finds the same weights (the record says how they were trained)."""
+    return stage_key(kind, config, upstream)
+
+
+def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
+    """Every (stage, base, seed) of the study in dependency order, with its cache directory and its
+    precision and compile resolved for this machine (they enter the key). A pretraining is trained once
+    per base, with seed = the base's index; later stages use the study's seeds. `say` gets one line per
+    shipped base that is used or passed over."""
     import torch
 
     from models import GPT, GPTConfig
+    from pipelines.study import shipped
     from pipelines.train.lm import make_tokenizer, model_config_for, resolve_speed as lm_speed
     from pipelines.train.rl import resolve_speed as rl_speed
 
+    say = say or log
     cache = Path(cfg.out) / "cache"
     memory = cache / SPEED_MEMORY
     vocab = make_tokenizer().vocab_size
     runs: list[StageRun] = []
-    by_name: dict[tuple[str, int], StageRun] = {}
-    for seed in cfg.seeds:
-        for name in order(cfg):
-            node = cfg.stages[name]
-            if node.shared and seed != cfg.seeds[0]:
-                by_name[(name, seed)] = by_name[(name, cfg.seeds[0])]  # one run serves every seed
-                continue
-            if seed not in stage_seeds(cfg, name):
-                continue
-            config = stage_config(cfg, name, seed)
-            upstream = by_name[(node.after, seed)] if node.after else None
-            if upstream is not None:
-                config = replace(config, init_from=str(upstream.final))
-            model = upstream.model if upstream is not None else model_config_for(config, vocab)
-            with torch.device("meta"):  # shapes only: no memory, no initialisation
-                shape = GPT(GPTConfig(**model))
-            config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, shape, memory)
-            key = stage_key(node.kind, config, upstream.key if upstream else None)
-            run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after, model, speed)
-            by_name[(name, seed)] = run
-            runs.append(run)
+    by_name: dict[tuple[str, int, int], StageRun] = {}
+    for base in range(cfg.bases):
+        for seed in cfg.seeds:
+            for name in order(cfg):
+                node = cfg.stages[name]
+                if serves_all_seeds(node) and seed != cfg.seeds[0]:
+                    by_name[(name, base, seed)] = by_name[(name, base, cfg.seeds[0])]  # one run serves every seed
+                    continue
+                if seed not in stage_seeds(cfg, name):
+                    continue
+                config = stage_config(cfg, name, base if node.kind == "pretrain" else seed)
+                upstream = by_name[(node.after, base, seed)] if node.after else None
+                if upstream is not None:
+                    config = replace(config, init_from=str(upstream.final))
+                model = upstream.model if upstream is not None else model_config_for(config, vocab)
+                found = None
+                if node.kind == "pretrain" and cfg.base == "shipped" and not cfg.force:
+                    key = recipe_key(node.kind, config, None)
+                    found, why = shipped.lookup(key, cfg.preset, name, config.seed)
+                    if why:
+                        say(f"[{name} base {base}] {why}")
+                if found is not None:
+                    run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
+                                   model, {}, base, found)
+                else:
+                    with torch.device("meta"):  # shapes only: no memory, no initialisation
+                        shape = GPT(GPTConfig(**model))
+                    config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, shape, memory)
+                    key = stage_key(node.kind, config, upstream.key if upstream else None)
+                    run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
+                                   model, speed, base)
+                by_name[(name, base, seed)] = run
+                runs.append(run)
     return runs
 
 
@@ -127,9 +155,11 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
         shutil.rmtree(run.dir)
     if info_path.is_file() and (run.final / META).is_file():
         # another study may have trained it under another name: the same key means the same stage
-        return {**cached_info(run, info_path), "name": run.name, "seed": run.seed, "after": run.after,
-                "cached": True}
+        return {**cached_info(run, info_path), "name": run.name, "seed": run.seed, "base": run.base,
+                "after": run.after, "cached": True}
     started = time.time()
+    if run.shipped is not None:
+        return install_shipped(run)
     if run.config.devices > 1:
         final = launch(run)
     else:
@@ -137,12 +167,28 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
         final = runner(run.config, run.dir, progress=progress)
     meta = json.loads((final / "model.json").read_text())
     summary = meta.get("summary", {})
-    info = {"name": run.name, "seed": run.seed, "kind": run.kind, "key": run.key, "after": run.after,
+    info = {"name": run.name, "seed": run.seed, "base": run.base, "kind": run.kind, "key": run.key, "after": run.after,
             # an RL stage carries its training time through resumes; an LM stage's killed part is not counted
             "wall_s": max(time.time() - started, float(summary.get("wall_s", 0.0))),
             "flops": summary.get("flops", 0.0), "resolved": {k: str(c) for k, c in run.speed.items()},
             "summary": summary, "final_sha256": sha256(final / META)}
     write_atomic(info_path, json.dumps(info, indent=2) + "\n")
+    return {**info, "cached": False}
+
+
+def install_shipped(run: StageRun) -> dict:
+    """A shipped base written into the cache as this stage's final model, with a stage.json that says
+    where it came from and what it cost when it was trained."""
+    from pipelines.study.shipped import install
+
+    record = install(run.shipped, run.final)
+    info = {"name": run.name, "seed": run.seed, "base": run.base, "kind": run.kind, "key": run.key,
+            "after": run.after, "wall_s": float(record.get("wall_s", 0.0)), "flops": record.get("summary", {}).get("flops", 0.0),
+            "resolved": record.get("resolved", {}), "summary": record.get("summary", {}),
+            "shipped": {"name": run.shipped.name, "trained_by": record.get("trained_by", "?"),
+                        "command": record.get("command", "?")},
+            "final_sha256": sha256(run.final / META)}
+    write_atomic(run.dir / STAGE_INFO, json.dumps(info, indent=2) + "\n")
     return {**info, "cached": False}
 
 
@@ -176,7 +222,7 @@ def launch(run: StageRun) -> Path:
     write_atomic(config_file, to_yaml(run.config))
     module = "pipelines.rl" if run.kind == "rl" else "pipelines.lm"
     cmd = [sys.executable, "-m", module, f"out={run.dir}", f"config={config_file}"]
-    log(f"[{run.name} seed {run.seed}] {run.config.devices} processes ({run.config.strategy}): {' '.join(cmd)}")
+    log(f"[{run.who}] {run.config.devices} processes ({run.config.strategy}): {' '.join(cmd)}")
     if subprocess.run(cmd).returncode != 0:
         raise ValueError(f"stage {run.name} (seed {run.seed}) failed in its {run.config.devices}-process run; "
                          "its error is printed above")
@@ -217,7 +263,7 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
 def describe(run: StageRun, info: dict, what: str = "") -> str:
     """The one-line summary printed when a stage finishes."""
     s = info.get("summary", {})
-    bits = [f"[{run.name} seed {run.seed}] {what or run.kind}"]
+    bits = [f"[{run.who}] {what or run.kind}"]
     if "tokens" in s:
         bits.append(f"{s['tokens'] / 1e6:.1f}M tokens, loss {s.get('final_loss', float('nan')):.3f}")
     if "steps" in s and run.kind == "rl" and not what:
@@ -225,6 +271,8 @@ def describe(run: StageRun, info: dict, what: str = "") -> str:
     bits.append(f"{duration(info.get('wall_s', 0.0))}, {info.get('flops', 0.0):.2e} FLOPs")
     if what and info.get("precision"):
         bits.append(f"precision {info['precision']}")
+    if info.get("shipped") and not what:
+        bits.append(f"shipped base {info['shipped']['name']}, trained by {info['shipped']['trained_by']}")
     if info.get("cached"):
         bits.append("(cached)")
     return ", ".join(bits)

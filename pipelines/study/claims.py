@@ -65,40 +65,55 @@ def problem_metric(record: dict, metric: str, seed: int = 0) -> float:
 
 @dataclass
 class Evidence:
-    """What a study measured, for claims and tables: eval records and RL logs per (stage, seed)."""
-    problems: dict[tuple[str, int], list[dict]]
-    rl_logs: dict[tuple[str, int], list[dict]]
+    """What a study measured, for claims and tables: eval records and RL logs per (stage, base, seed).
+    bases_rule: how claims combine bases (schema.BASES_RULES)."""
+    problems: dict[tuple[str, int, int], list[dict]]
+    rl_logs: dict[tuple[str, int, int], list[dict]]
     seeds: list[int]
     splits: dict[str, str]
+    bases: int = 1
+    bases_rule: str = "crossed"
 
-    def per_problem(self, stage: str, metric: str, split: str, context=None, ops=None) -> dict:
-        """(bin, index) -> metric averaged over seeds, for the problems passing the filters."""
+    def _bases(self, base) -> list[int]:
+        return list(range(self.bases)) if base is None else [base]
+
+    def per_problem(self, stage: str, metric: str, split: str, context=None, ops=None, base=None) -> dict:
+        """(bin, index) -> metric averaged over seeds (and over bases unless one is named), for the problems
+        passing the filters."""
         wanted = set(parse_ops(ops)) if ops else None
         sums: dict[tuple, list[float]] = {}
-        for seed in self.seeds:
-            for r in self.problems.get((stage, seed), []):
-                if r["bin"] != split or (context and r["context"] != context) or (wanted and r["op"] not in wanted):
-                    continue
-                sums.setdefault((r["bin"], r["index"]), []).append(problem_metric(r, metric))
+        for b in self._bases(base):
+            for seed in self.seeds:
+                for r in self.problems.get((stage, b, seed), []):
+                    if r["bin"] != split or (context and r["context"] != context) or (wanted and r["op"] not in wanted):
+                        continue
+                    sums.setdefault((r["bin"], r["index"]), []).append(problem_metric(r, metric))
         return {k: float(np.mean(v)) for k, v in sums.items()}
 
-    def per_step(self, stage: str, key: str) -> dict:
-        """step -> logged value averaged over seeds."""
+    def per_step(self, stage: str, key: str, base=None) -> dict:
+        """step -> logged value averaged over seeds (and over bases unless one is named)."""
         sums: dict[int, list[float]] = {}
-        for seed in self.seeds:
-            for row in self.rl_logs.get((stage, seed), []):
-                if key in row and math.isfinite(row[key]):  # a step that could not measure it logs nan
-                    sums.setdefault(int(row["rl_step"]), []).append(row[key])
+        for b in self._bases(base):
+            for seed in self.seeds:
+                for row in self.rl_logs.get((stage, b, seed), []):
+                    if key in row and math.isfinite(row[key]):  # a step that could not measure it logs nan
+                        sums.setdefault(int(row["rl_step"]), []).append(row[key])
         return {k: float(np.mean(v)) for k, v in sums.items()}
 
     def n_seeds(self, stage: str) -> int:
-        """How many of the seeds measured this stage (a stage may run for fewer, or once for all)."""
-        return sum((stage, s) in self.problems or (stage, s) in self.rl_logs for s in self.seeds)
+        """How many of the seeds measured this stage on base 0 (a stage may run for fewer, or once for all)."""
+        return sum((stage, 0, s) in self.problems or (stage, 0, s) in self.rl_logs for s in self.seeds)
 
-    def values(self, stage: str, metric: str, claim: Claim) -> dict:
+    def values(self, stage: str, metric: str, claim: Claim, base=None) -> dict:
         if metric.startswith("rl:"):
-            return self.per_step(stage, metric[3:])
-        return self.per_problem(stage, metric, claim.split, claim.context, claim.ops)
+            return self.per_step(stage, metric[3:], base)
+        return self.per_problem(stage, metric, claim.split, claim.context, claim.ops, base)
+
+    def rows(self, stage: str, metric: str, claim: Claim) -> list[dict]:
+        """One dict per base (or a single base-averaged one under the pooled rule)."""
+        if self.bases == 1 or self.bases_rule == "pooled":
+            return [self.values(stage, metric, claim)]
+        return [self.values(stage, metric, claim, b) for b in range(self.bases)]
 
 
 # --------------------------------------------------------------------------------------------- verdicts
@@ -115,41 +130,58 @@ def bounds(metric: str) -> tuple[float, float] | None:
 
 
 def check_claim(claim: Claim, ev: Evidence) -> dict:
-    """{'verdict', 'text', 'mean', 'ci', 'mde', 'margin', ...}: one claim's numbers and what they say."""
-    a = ev.values(claim.model, claim.metric, claim)
-    where = _where(claim)
+    """{'verdict', 'text', 'mean', 'ci', 'mde', 'margin', 'per_base', ...}: one claim's numbers and what they
+    say. With several bases, the verdict combines them (ev.bases_rule) and per_base holds each base's own."""
     series = claim.metric.startswith("rl:")
     margin = claim.margin if claim.margin is not None else MARGINS[family(claim.metric)]
-    if claim.kind in ("below", "above"):
-        if not a:
-            return {"verdict": UNTESTABLE, "text": f"{claim.model} {claim.metric}{where}: no data"}
-        vals = [a[k] for k in sorted(a)]
-        j = judge(claim.kind, vals, value=claim.value, bounds=bounds(claim.metric), series=series)
-        lo, hi = j.ci[0] + claim.value, j.ci[1] + claim.value
-        mean = j.diff + claim.value
-        return {"verdict": j.verdict, "mean": mean, "ci": [lo, hi], "n": j.n, "mde": j.mde,
-                "text": f"{claim.model} {claim.metric}{where} = {mean:.3f} [{lo:.3f}, {hi:.3f}] "
-                        f"({claim.kind} {claim.value:g}?), MDE {j.mde:.3f}" + _why(j)}
+    where = _where(claim)
+    single = claim.kind in ("below", "above")
     vs = claim.vs or claim.model
     vs_metric = claim.vs_metric or claim.metric
-    b = ev.values(vs, vs_metric, claim)
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        return {"verdict": UNTESTABLE, "text": f"{claim.model} vs {vs}{where}: no shared data"}
-    j = judge(claim.kind, [a[k] for k in shared], [b[k] for k in shared],
-              margin=margin if claim.kind in ("same", "not_greater") else None, bounds=bounds(claim.metric),
-              series=series)
-    ma, mb = float(np.mean([a[k] for k in shared])), float(np.mean([b[k] for k in shared]))
+    a_rows = ev.rows(claim.model, claim.metric, claim)
+    b_rows = [] if single else ev.rows(vs, vs_metric, claim)
+    keys = set(a_rows[0])
+    for row in a_rows[1:] + b_rows:
+        keys &= set(row)
+    keys = sorted(keys)
+    if not keys:
+        who = f"{claim.model} {claim.metric}" if single else f"{claim.model} vs {vs}"
+        return {"verdict": UNTESTABLE, "text": f"{who}{where}: no {'data' if single else 'shared data'}", "per_base": []}
+    a = [[row[k] for k in keys] for row in a_rows]
+    b = None if single else [[row[k] for k in keys] for row in b_rows]
+
+    def verdict_on(a_, b_):
+        return judge(claim.kind, a_, b_, value=claim.value if single else None,
+                     margin=margin if claim.kind in ("same", "not_greater") else None,
+                     bounds=bounds(claim.metric), series=series)
+
+    j = verdict_on(a, b)
+    per_base = []
+    if len(a) > 1:
+        for i in range(len(a)):
+            jb = verdict_on([a[i]], None if single else [b[i]])
+            shift = claim.value if single else 0.0
+            per_base.append({"base": i, "verdict": jb.verdict, "diff": jb.diff + shift,
+                             "ci": [jb.ci[0] + shift, jb.ci[1] + shift]})
+    spread = float(np.std([p["diff"] for p in per_base], ddof=1)) if len(per_base) > 1 else None
+    levels = f", {len(a)} bases × {j.n} {'steps' if series else 'problems'}" if len(a) > 1 else ""
+    out = {"verdict": j.verdict, "n": j.n, "mde": j.mde, "margin": j.margin, "per_base": per_base,
+           "between_base_sd": spread}
+    if single:
+        lo, hi, mean = j.ci[0] + claim.value, j.ci[1] + claim.value, j.diff + claim.value
+        return {**out, "mean": mean, "ci": [lo, hi],
+                "text": f"{claim.model} {claim.metric}{where} = {mean:.3f} [{lo:.3f}, {hi:.3f}] "
+                        f"({claim.kind} {claim.value:g}?), MDE {j.mde:.3f}{levels}" + _why(j)}
+    ma, mb = float(np.mean(a)), float(np.mean(b))
     relation = {"greater": ">", "not_greater": "≤", "same": "≈"}[claim.kind]
     left = f"{claim.model} {claim.metric}"
     right = f"{vs} {vs_metric}" if (vs != claim.model or vs_metric != claim.metric) else vs
     seeds = (ev.n_seeds(claim.model), ev.n_seeds(vs))
     seed_note = f" (seeds {seeds[0]} vs {seeds[1]})" if seeds[0] != seeds[1] else ""
     within = f", margin ±{j.margin:g}" if j.margin is not None else ""
-    return {"verdict": j.verdict, "mean": j.diff, "ci": list(j.ci), "a": ma, "b": mb, "n": j.n, "mde": j.mde,
-            "margin": j.margin,
+    return {**out, "mean": j.diff, "ci": list(j.ci), "a": ma, "b": mb,
             "text": f"{left} {relation} {right}{where}: {ma:.3f} vs {mb:.3f}, difference {j.diff:+.3f} "
-                    f"[{j.ci[0]:+.3f}, {j.ci[1]:+.3f}]{within}, MDE {j.mde:.3f}{seed_note}" + _why(j)}
+                    f"[{j.ci[0]:+.3f}, {j.ci[1]:+.3f}]{within}, MDE {j.mde:.3f}{levels}{seed_note}" + _why(j)}
 
 
 def _why(j) -> str:

@@ -15,7 +15,8 @@ equivalence margin where the claim is about no change, and the effect the data c
   detectable effect is larger than the room the metric has to move.
 
 The CI is a BCa bootstrap with 10,000 resamples (a moving-block bootstrap for per-step series, whose
-steps are not independent). The minimal detectable effect (MDE) is the true difference a one-sided 5 %
+steps are not independent). With several bases (rows of a and b), bases are resampled as well as
+problems, independently: every base is scored on the same problems, so the design is crossed. The minimal detectable effect (MDE) is the true difference a one-sided 5 %
 test finds with 80 % power at this number of problems and this spread of the differences (for series:
 from the block bootstrap's standard error). Untestable replaces an inconclusive verdict only: a clear
 difference found near a ceiling still counts. Fewer than 2 values, or only non-finite ones: untestable.
@@ -48,38 +49,58 @@ class Judgement:
     why: str = ""  # for untestable: what makes the claim untestable here
 
 
-def bca_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
-    """Bias-corrected and accelerated bootstrap CI of the mean of x."""
-    x = np.asarray(x, dtype=float)
+def _boot_means(x: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
+    """Bootstrap means of a (bases, n) array: the column draws `cols` (n_boot, n) are shared by every base,
+    as every base is scored on the same problems (steps); with several bases, bases are drawn too,
+    independently (a crossed two-level bootstrap). One base, or bases that agree exactly: the base draw
+    changes nothing and this is the one-level bootstrap of the base-averaged values."""
+    per_base = x[:, cols].mean(axis=2)  # (bases, n_boot)
+    if x.shape[0] == 1:
+        return per_base[0]
+    picks = np.random.default_rng([seed, 1]).integers(0, x.shape[0], size=(cols.shape[0], x.shape[0]))
+    return per_base[picks.T, np.arange(cols.shape[0])].mean(axis=0)
+
+
+def bca_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
+    """Bias-corrected and accelerated bootstrap CI of the mean of x, and the bootstrap standard error.
+    x: values per problem, or a (bases, problems) array (see _boot_means)."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
     theta = float(x.mean())
-    if x.size < 2 or np.all(x == x[0]):
-        return theta, theta
-    boots = x[np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    n = x.shape[1]
+    if x.size < 2 or np.all(x == x.flat[0]):
+        return theta, theta, 0.0
+    cols = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    boots = _boot_means(x, cols, seed)
     below = float(np.mean(boots < theta)) + 0.5 * float(np.mean(boots == theta))
     z0 = _Z.inv_cdf(min(max(below, 1e-6), 1 - 1e-6))
-    jack = (x.sum() - x) / (x.size - 1)  # leave-one-out means
-    d = jack.mean() - jack
-    denom = 6.0 * float((d ** 2).sum()) ** 1.5
-    accel = float((d ** 3).sum()) / denom if denom > 0 else 0.0
+    col = x.mean(axis=0)  # acceleration from the leave-one-problem-out means of the base-averaged values
+    accel = 0.0
+    if n > 1:
+        jack = (col.sum() - col) / (n - 1)
+        d = jack.mean() - jack
+        denom = 6.0 * float((d ** 2).sum()) ** 1.5
+        accel = float((d ** 3).sum()) / denom if denom > 0 else 0.0
     tail = (1 - level) / 2
     qs = []
     for z in (_Z.inv_cdf(tail), _Z.inv_cdf(1 - tail)):
         adjusted = z0 + (z0 + z) / (1 - accel * (z0 + z))
         qs.append(_Z.cdf(adjusted))
     lo, hi = np.quantile(boots, qs)
-    return float(lo), float(hi)
+    return float(lo), float(hi), float(boots.std(ddof=1))
 
 
 def block_ci(x, level: float = 1 - 2 * ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
     """Moving-block bootstrap (percentile) CI of the mean of a series whose neighbours are correlated, and
-    the bootstrap standard error. Blocks of about sqrt(n) steps keep most of the correlation inside them."""
-    x = np.asarray(x, dtype=float)
-    if x.size < 2 or np.all(x == x[0]):
+    the bootstrap standard error. Blocks of about sqrt(n) steps keep most of the correlation inside them.
+    x: one series, or a (bases, steps) array whose bases are drawn too (see _boot_means)."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    n = x.shape[1]
+    if x.size < 2 or np.all(x == x.flat[0]):
         return float(x.mean()), float(x.mean()), 0.0
-    block = max(1, math.ceil(math.sqrt(x.size)))
-    starts = np.random.default_rng(seed).integers(0, x.size - block + 1, size=(n_boot, math.ceil(x.size / block)))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :x.size]
-    boots = x[idx].mean(axis=1)
+    block = max(1, math.ceil(math.sqrt(n)))
+    starts = np.random.default_rng(seed).integers(0, n - block + 1, size=(n_boot, math.ceil(n / block)))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
+    boots = _boot_means(x, idx, seed)
     tail = (1 - level) / 2
     lo, hi = np.quantile(boots, [tail, 1 - tail])
     return float(lo), float(hi), float(boots.std(ddof=1))
@@ -96,35 +117,45 @@ def mde(diffs) -> float:
 def judge(kind: str, a, b=None, *, margin: float | None = None, value: float | None = None,
           bounds: tuple[float, float] | None = (0.0, 1.0), series: bool = False, seed: int = 0) -> Judgement:
     """The verdict on one claim (see the module doc). `bounds` are the metric's floor and ceiling (None
-    for an unbounded one such as errors per sample); `series`: a and b are per-step logs."""
+    for an unbounded one such as errors per sample); `series`: a and b are per-step logs. a and b may be
+    (bases, problems) arrays, paired by column: the CI then resamples bases and problems (crossed), and
+    the MDE is read from that bootstrap's standard error, so it counts both levels."""
     if kind not in KINDS:
         raise ValueError(f"claim kind must be one of {', '.join(KINDS)} (got '{kind}')")
     a = np.asarray(a, dtype=float)
+    levels = a.ndim
+    if levels not in (1, 2):
+        raise ValueError(f"values must be one row per base or a flat list (got {levels} dimensions)")
+    a = np.atleast_2d(a)
     paired = kind in ("greater", "same", "not_greater")
     if paired:
-        b = np.asarray(b, dtype=float)
+        b = np.atleast_2d(np.asarray(b, dtype=float))
         if b.shape != a.shape:
-            raise ValueError(f"paired values must have equal length (got {a.size} and {b.size})")
-        keep = np.isfinite(a) & np.isfinite(b)  # a step that did not log the metric is not evidence
-        a, b = a[keep], b[keep]
+            raise ValueError(f"paired values must have equal length (got {a.shape[-1]} and {b.shape[-1]})"
+                             if a.shape[0] == b.shape[0] else f"paired values need the same bases (got {a.shape[0]} "
+                             f"and {b.shape[0]})")
+        keep = np.all(np.isfinite(a) & np.isfinite(b), axis=0)  # a step that did not log the metric is not evidence
+        a, b = a[:, keep], b[:, keep]
         x = a - b
     else:
         if value is None:
             raise ValueError(f"a '{kind}' claim needs value=")
-        a = a[np.isfinite(a)]
+        a = a[:, np.all(np.isfinite(a), axis=0)]
         x = a - value
     if kind in ("same", "not_greater") and margin is None:
         raise ValueError(f"a '{kind}' claim needs an equivalence margin")
     unit = "steps" if series else "problems"
-    if x.size < 2:
+    n = x.shape[1]
+    if n < 2:
         return Judgement(UNTESTABLE, float(x.mean()) if x.size else math.nan, (math.nan, math.nan), math.inf,
-                         margin, int(x.size), f"fewer than 2 {unit} with data")
+                         margin, int(n), f"fewer than 2 {unit} with data")
+    z = _Z.inv_cdf(1 - ALPHA) + _Z.inv_cdf(POWER)
     if series:  # correlated steps carry less information than their count: the block bootstrap's SE
         lo, hi, se = block_ci(x, seed=seed)
-        effect = (_Z.inv_cdf(1 - ALPHA) + _Z.inv_cdf(POWER)) * se
+        effect = z * se
     else:
-        lo, hi = bca_ci(x, seed=seed)
-        effect = mde(x)
+        lo, hi, se = bca_ci(x, seed=seed)
+        effect = mde(x[0]) if x.shape[0] == 1 else z * se
     diff = float(x.mean())
     verdict = _verdict(kind, lo, hi, margin)
     # at a floor or ceiling, or with no room to detect a gain, agreement proves nothing; a clear
@@ -132,8 +163,8 @@ def judge(kind: str, a, b=None, *, margin: float | None = None, value: float | N
     if verdict == INCONCLUSIVE or kind in ("same", "not_greater"):
         why = _untestable(kind, a, b if paired else None, effect, bounds, value, unit)
         if why:
-            return Judgement(UNTESTABLE, diff, (lo, hi), effect, margin, int(x.size), why)
-    return Judgement(verdict, diff, (lo, hi), effect, margin, int(x.size))
+            return Judgement(UNTESTABLE, diff, (lo, hi), effect, margin, int(n), why)
+    return Judgement(verdict, diff, (lo, hi), effect, margin, int(n))
 
 
 def _verdict(kind: str, lo: float, hi: float, margin: float | None) -> str:

@@ -21,7 +21,7 @@ from gsm_synth.options import style_of
 from pipelines.common.config import ConfigError, overlay, parse_dotlist, read_yaml, refuse_resolvers
 from pipelines.common.mixture import union_ops
 from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec, check_spec
-from pipelines.study.schema import (CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, RL_RATES, STAGE_KINDS, STUDIES_DIR,
+from pipelines.study.schema import (BASE_SOURCES, BASES_RULES, CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, RL_RATES, STAGE_KINDS, STUDIES_DIR,
                                     StudyConfig)
 
 
@@ -93,6 +93,19 @@ def check_study(cfg: StudyConfig) -> None:
         raise ConfigError(f"study '{cfg.study}' has no stages")
     if not cfg.seeds:
         raise ConfigError("seeds must name at least one seed")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"seeds must not repeat (got {list(cfg.seeds)})")
+    if cfg.bases < 1:
+        raise ConfigError(f"bases must be >= 1 (got {cfg.bases})")
+    if cfg.bases_rule not in BASES_RULES:
+        raise ConfigError(f"bases_rule must be one of {', '.join(BASES_RULES)} (got '{cfg.bases_rule}')")
+    if cfg.base not in BASE_SOURCES:
+        raise ConfigError(f"base must be one of {', '.join(BASE_SOURCES)} (got '{cfg.base}')")
+    if cfg.k < 1 or cfg.k & (cfg.k - 1) or cfg.k >= cfg.eval.n_samples:
+        raise ConfigError(f"k must be a power of 2 below eval.n_samples (got k={cfg.k}, n_samples={cfg.eval.n_samples}): "
+                          "with n = k samples pass@k is a bare indicator; sample n > k (e.g. n = 2k)")
+    if cfg.confirmation_seed is not None and cfg.confirmation_seed == cfg.eval.seed:
+        raise ConfigError(f"confirmation_seed must differ from eval.seed (both {cfg.eval.seed}): it names the held-out set")
     if cfg.eval.precision not in EVAL_PRECISIONS:  # stage precisions are checked by plan()
         raise ConfigError(f"eval.precision must be one of {', '.join(EVAL_PRECISIONS)} (got '{cfg.eval.precision}')")
     if not any(cfg.splits.values()):
@@ -115,13 +128,16 @@ def check_study(cfg: StudyConfig) -> None:
     order(cfg)  # raises on a cycle
     for name, node in cfg.stages.items():
         where = f"stages.{name}.n_seeds"
+        if node.kind == "pretrain" and (node.n_seeds is not None or node.shared):
+            raise ConfigError(f"stages.{name}: a pretrain stage is trained once per base, for every seed "
+                              "(drop shared / n_seeds; bases=K sets how many)")
         if node.n_seeds is not None and node.shared:
             raise ConfigError(f"{where}: a shared stage runs once for every seed; drop n_seeds or shared")
         if node.n_seeds is not None and node.n_seeds < 1:
             raise ConfigError(f"{where} must be >= 1 (got {node.n_seeds})")
     for name, node in cfg.stages.items():
         up = cfg.stages[node.after] if node.after else None
-        if up is None or up.shared:
+        if up is None or serves_all_seeds(up):
             continue
         missing = [s for s in stage_seeds(cfg, name) if s not in stage_seeds(cfg, node.after)]
         if missing:
@@ -156,10 +172,15 @@ def check_study(cfg: StudyConfig) -> None:
                 raise ConfigError(f"plot '{plot.title or plot.kind}': no stage named '{ref}'")
 
 
+def serves_all_seeds(node) -> bool:
+    """Trained once per base, for the first seed, and used by every seed."""
+    return node.shared or node.kind == "pretrain"
+
+
 def stage_seeds(cfg: StudyConfig, name: str) -> list[int]:
-    """The study's seeds this stage runs for (a shared stage: the first, serving all)."""
+    """The study's seeds this stage runs for (a shared stage or a pretraining: the first, serving all)."""
     node = cfg.stages[name]
-    if node.shared:
+    if serves_all_seeds(node):
         return [cfg.seeds[0]]
     return list(cfg.seeds if node.n_seeds is None else cfg.seeds[:node.n_seeds])
 
@@ -234,7 +255,20 @@ def _plain(obj) -> dict:
 
 
 def eval_spec(cfg: StudyConfig) -> EvalSpec:
+    """The design eval set: the one a study's design was (or may be) tuned on."""
     return replace(cfg.eval, bins=dict(cfg.splits))
+
+
+def eval_specs(cfg: StudyConfig) -> dict[str, EvalSpec]:
+    """'design' and, when the study declares confirmation_seed, 'confirmation': a held-out set of the same
+    shape that shares no problem with the design set. The report's headline verdicts are the last one's."""
+    design = eval_spec(cfg)
+    if cfg.confirmation_seed is None:
+        return {DESIGN: design}
+    return {DESIGN: design, CONFIRMATION: replace(design, seed=cfg.confirmation_seed, avoid_seed=design.seed)}
+
+
+DESIGN, CONFIRMATION = "design", "confirmation"
 
 
 def label(cfg: StudyConfig, name: str) -> str:

@@ -13,7 +13,7 @@ from pipelines.study.claims import MARGINS, Evidence, check_finding
 from pipelines.study.judge import VERDICTS
 from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
 from pipelines.study.cache import duration
-from pipelines.study.load import label, stage_seeds
+from pipelines.study.load import CONFIRMATION, DESIGN, label, stage_seeds
 from pipelines.study.schema import StudyConfig
 
 MARGIN_NAMES = {"pass": "pass@k", "maj": "maj@k", "errors": "errors per sample", "rl": "RL log values"}
@@ -161,13 +161,116 @@ def _speed(info: dict, ev_info: dict) -> str:
     return f"{train}; eval {ev_info['precision']}" if ev_info.get("precision") else train
 
 
-def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_infos: dict, run_dir: Path,
+def headline(evidence: dict) -> str:
+    """Which eval set's verdicts lead: the held-out confirmation set where the study has one."""
+    return CONFIRMATION if CONFIRMATION in evidence else DESIGN
+
+
+def across_bases(cfg: StudyConfig, ev: Evidence, findings: list[dict]) -> list[str]:
+    """'## Across bases': each claim's difference and verdict per base, the between-base SD, the combined
+    verdict; and each pretrained base's pass@1 / pass@k per split."""
+    n = cfg.eval.n_samples
+    heads = " | ".join(f"base {b}" for b in range(cfg.bases))
+    lines = ["## Across bases", "", f"Claims combine the {cfg.bases} bases by the rule `{cfg.bases_rule}` "
+             f"(declared in the study before it ran): {BASES_RULE_TEXT[cfg.bases_rule]}", "",
+             f"| finding | claim | {heads} | between-base SD | combined |", "|---|---|" + "---|" * cfg.bases + "---|---|"]
+    for f in findings:
+        for i, c in enumerate(f["claims"]):
+            cells = [f"{p['diff']:+.3f} {VERDICT_MARK[p['verdict']].split()[0]}" for p in c.get("per_base", [])]
+            cells += ["–"] * (cfg.bases - len(cells))
+            sd = c.get("between_base_sd")
+            lines.append(f"| {f['id']} | {i + 1} | " + " | ".join(cells) + f" | {'–' if sd is None else f'{sd:.3f}'} | "
+                         f"{VERDICT_MARK[c['verdict']]} |")
+    lines += ["", "Per base: the difference of each claim (the value, for below / above claims) on that base alone.", ""]
+    pretrained = [m for m, node in cfg.stages.items() if node.kind == "pretrain" and node.eval]
+    if pretrained:
+        lines += [f"| model | base | " + " | ".join(f"{s} pass@1 | {s} pass@{n}" for s in cfg.splits) + " |",
+                  "|---|---|" + "---|---|" * len(cfg.splits)]
+        for m in pretrained:
+            for b in range(cfg.bases):
+                cells = []
+                for split in cfg.splits:
+                    for key in (metric_key("process", 1), metric_key("process", n)):
+                        vals = list(ev.per_problem(m, key, split, base=b).values())
+                        cells.append(f"{np.mean(vals):.3f}" if vals else "–")
+                lines.append(f"| {label(cfg, m)} | {b} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+BASES_RULE_TEXT = {
+    "crossed": "the CI resamples bases and problems independently (every base is scored on the same problems), "
+               "so it widens when bases disagree; the MDE is read from that bootstrap's standard error.",
+    "pooled": "per-problem values are averaged over bases and only problems are resampled, so the CI ignores "
+              "the base draw (state why when a study uses it).",
+}
+
+
+PAPER_PROTOCOL = "outcome reward, KL 1e-3 to the start, flat groups kept in the token mean, eval at T = 0.7, mid-training 20 % ID + 80 % edge"
+
+
+def protocol_line(cfg: StudyConfig) -> str:
+    """One line: the CMU study's protocol, and every section default of this study that departs from it
+    (a stage's own override, e.g. a reward variant, is the study's design and shows in its stage table)."""
+    out = []
+    if cfg.rl.reward.kind != "outcome":
+        out.append(f"RL reward {cfg.rl.reward.kind} (paper §3/§5: outcome)")
+    if cfg.rl.kl_coef != 1e-3:
+        out.append(f"KL coefficient {cfg.rl.kl_coef:g} (paper: 1e-3)")
+    if cfg.rl.skip_zero_variance:
+        out.append("groups with equal rewards dropped from the loss and its token count (paper/verl: kept)")
+    if cfg.eval.temperature != 0.7:
+        out.append(f"eval at T = {cfg.eval.temperature:g} (paper: 0.7)")
+    id_ops = set(parse_ops(next(iter(cfg.splits.values())))) if cfg.splits else set()
+    mid_ops = {o for spec in cfg.midtrain.mixture.ops for o in parse_ops(spec)}
+    if any(node.kind == "midtrain" for node in cfg.stages.values()) and not (mid_ops & id_ops):
+        out.append("mid-training without ID data (paper: 20 % ID + 80 % edge)")
+    if not out:
+        return f"Protocol: the CMU study's ({PAPER_PROTOCOL})."
+    return "Protocol departures from the CMU study's (" + PAPER_PROTOCOL + "): " + "; ".join(out) + "."
+
+
+def base_source_lines(stage_infos: list[dict]) -> list[str]:
+    """Where each pretrained base came from: a shipped base (who trained it, how) or trained here."""
+    lines = []
+    for info in stage_infos:
+        if info["kind"] != "pretrain":
+            continue
+        who = f"{info['name']} (base {info.get('base', 0)})"
+        if info.get("shipped"):
+            sh = info["shipped"]
+            lines.append(f"- {who}: shipped base `{sh['name']}`, trained by {sh['trained_by']} (`{sh['command']}`).")
+        else:
+            lines.append(f"- {who}: trained from scratch for this cache (key `{info['key']}`); a retrain is not "
+                         "bit-identical to a shipped base (torch.compile, precision; docs/experiments.md).")
+    return ["Where the bases come from:", ""] + lines + [""] if lines else []
+
+
+def finding_lines(f: dict, design: dict | None) -> list[str]:
+    """One finding: its headline verdict (and the design set's beside it), then each claim."""
+    beside = f" (design set: {VERDICT_MARK[design['verdict']]})" if design else ""
+    lines = [f"### {f['id']}: {VERDICT_MARK[f['verdict']]}{beside}", "", f"{f['text']}"
+             + (f" ({f['source']})" if f["source"] else ""), ""]
+    for i, c in enumerate(f["claims"]):
+        lines.append(f"- {VERDICT_MARK[c['verdict']]}: {c['text']}")
+        if design:
+            d = design["claims"][i]
+            lines.append(f"  - design set: {VERDICT_MARK[d['verdict']]}: {d['text']}")
+    return lines + [""]
+
+
+def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval_infos: dict, run_dir: Path,
                  command: str, wall_s: float, machine: dict | None = None) -> dict:
-    """report.md, plots, metrics.jsonl; returns {'findings': [...], 'rows': [...]}."""
+    """report.md, plots, metrics.jsonl; returns {'findings': [...], 'rows': [...]}. evidence and eval_infos
+    map each eval set ('design', 'confirmation') to its Evidence and to its evaluations' records."""
     run_dir = Path(run_dir)
+    lead = headline(evidence)
+    ev = evidence[lead]
     evaluated = [m for m, node in cfg.stages.items() if node.eval]
     rows = summary_rows(cfg, ev, evaluated)
-    findings = [check_finding(f, ev) for f in cfg.findings]
+    judged = {which: [check_finding(f, e) for f in cfg.findings] for which, e in evidence.items()}
+    findings = judged[lead]
+    design = judged[DESIGN] if lead != DESIGN else [None] * len(findings)
     plots_drawn = draw_plots(cfg, ev, run_dir)
     n = cfg.eval.n_samples
     lines = [f"# Study `{cfg.study}` — preset `{cfg.preset}`", ""]
@@ -180,26 +283,34 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
     seeds = ", ".join(map(str, cfg.seeds)) + (f" (only {'; '.join(fewer)})" if fewer else "")
     shared = [label(cfg, name) for name, node in cfg.stages.items() if node.shared and len(cfg.seeds) > 1]
     seeds += f"; trained once for all seeds: {', '.join(shared)}" if shared else ""
-    lines += [f"Command: `{command}`  ", f"Seeds: {seeds}; total wall time "
+    bases = f"{cfg.bases} (pretraining seeds 0–{cfg.bases - 1}; every later stage runs on each)" if cfg.bases > 1 else \
+        "1 (pretraining seed 0)"
+    lines += [f"Command: `{command}`  ", f"Bases: {bases}; RL / mid-training seeds: {seeds}; total wall time "
               f"{duration(wall_s)} (stages reused from the cache count at their original cost below).", ""]
+    lines += base_source_lines(stage_infos)
 
     counts = Counter(c["verdict"] for f in findings for c in f["claims"])
-    lines += [f"Eval: seed {cfg.eval.seed}, {cfg.eval.problems_per_bin} problems per split and context set, "
-              f"{n} samples each at T = {cfg.eval.temperature:g}.", ""]
+    sets = (f"headline verdicts on the held-out confirmation set (eval seed {cfg.confirmation_seed}, no problem in "
+            f"common with the design set), the design set's (eval seed {cfg.eval.seed}) beside them"
+            if lead == CONFIRMATION else f"one eval set (seed {cfg.eval.seed}); this study declares no held-out "
+            "confirmation set (confirmation_seed), so its verdicts are those of the set its design was chosen on")
+    lines += [f"Eval: {sets}; {cfg.eval.problems_per_bin} problems per split, {n} samples each at "
+              f"T = {cfg.eval.temperature:g}.", ""]
     if counts:
         lines += ["Claims: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v]) + ". Each is judged on "
                   "paired per-problem differences (per-step for RL logs) with a 90 % BCa bootstrap CI (10,000 "
-                  "resamples; a block bootstrap for RL logs), whose sides are one-sided 5 % tests; 'no change' claims "
-                  "need the whole CI within a margin (" + ", ".join(f"{MARGIN_NAMES[k]} ±{v:g}" for k, v in MARGINS.items()) +
-                  "); MDE is the difference detectable with 80 % power (docs/design.md §7). The results tables give 95 % "
-                  "percentile-bootstrap CIs of each model's own value.", ""]
+                  "resamples; a block bootstrap for RL logs; bases resampled too when there are several), whose "
+                  "sides are one-sided 5 % tests; 'no change' claims need the whole CI within a margin (" +
+                  ", ".join(f"{MARGIN_NAMES[k]} ±{v:g}" for k, v in MARGINS.items()) + "); MDE is the difference "
+                  "detectable with 80 % power (docs/design.md §7). The results tables give 95 % percentile-bootstrap "
+                  "CIs of each model's own value.", ""]
     lines += ["## Findings", ""]
     if not findings:
         lines += ["This study tests no finding.", ""]
-    for f in findings:
-        lines += [f"### {f['id']}: {VERDICT_MARK[f['verdict']]}", "", f"{f['text']}"
-                  + (f" ({f['source']})" if f["source"] else ""), ""]
-        lines += [f"- {VERDICT_MARK[c['verdict']]}: {c['text']}" for c in f["claims"]] + [""]
+    for f, d in zip(findings, design):
+        lines += finding_lines(f, d)
+    if cfg.bases > 1:
+        lines += across_bases(cfg, ev, findings)
 
     t = cfg.task
     lines += ["## Task", "",
@@ -211,22 +322,27 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
               f"{', '.join(cfg.eval.contexts)}, {n} samples each at T = {cfg.eval.temperature:g}. "
               "Process pass@k counts a sample only when its answer is right *and* every step verifies; "
               "outcome pass@k at large k is inflated by guessing when answers are residues mod a small prime.", ""]
+    lines += [protocol_line(cfg), ""]
 
     if machine is not None:
         lines += machine_lines(machine, stage_infos)
-    lines += ["## Stages", "", "| stage | kind | starts from | trains on | seed | wall | FLOPs | precision | result | "
-              "cache key |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["## Stages", "", "| stage | kind | starts from | trains on | base | seed | wall | FLOPs | precision | result | "
+              "cache key |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for info in stage_infos:
         node = cfg.stages[info["name"]]
         s = info.get("summary", {})
         result = (f"loss {s['final_loss']:.3f}, {s['tokens'] / 1e6:.1f}M tokens" if "tokens" in s else
                   f"{s.get('steps', 0)} steps, final reward {s.get('final_reward', float('nan')):.3f}")
-        ev_info = eval_infos.get((info["name"], info["seed"]), {})
-        wall = info["wall_s"] + ev_info.get("wall_s", 0.0)
+        where = (info["name"], info.get("base", 0), info["seed"])
+        evals = [infos[where] for infos in eval_infos.values() if where in infos]
+        ev_info = evals[0] if evals else {}
+        wall = info["wall_s"] + sum(e.get("wall_s", 0.0) for e in evals)
+        flops = info["flops"] + sum(e.get("flops", 0.0) for e in evals)
         lines.append(f"| {label(cfg, info['name'])} | {info['kind']} | {node.after or '–'} | {info.get('trains_on', '–')} | "
-                     f"{info['seed']} | {duration(wall)} | {info['flops'] + ev_info.get('flops', 0.0):.2e} | "
+                     f"{info.get('base', 0)} | {info['seed']} | {duration(wall)} | {flops:.2e} | "
                      f"{_speed(info, ev_info)} | {result} | `{info['key']}` |")
-    lines += ["", "Wall time and FLOPs include the stage's evaluation (sampling: 2·N FLOPs per token).", ""]
+    lines += ["", "Wall time and FLOPs include the stage's evaluations on every eval set (sampling: 2·N FLOPs per "
+              "token); a shipped base counts at the cost its record states.", ""]
 
     lines += ["## Results per split (mean over problems, 95 % bootstrap CI; seeds averaged per problem)", "",
               f"| model | split | ops | process pass@1 | process pass@{n} | outcome pass@1 | maj@{n} | "
@@ -239,6 +355,7 @@ def write_report(cfg: StudyConfig, ev: Evidence, stage_infos: list[dict], eval_i
         lines += ["## Plots", ""] + [f"**{title}**\n\n![{title}]({name})\n" for title, name in plots_drawn]
     write_atomic(run_dir / "report.md", "\n".join(lines) + "\n")
     records = [{"type": "stage", **{k: v for k, v in i.items() if k != "config"}} for i in stage_infos]
-    records += [{"type": "result", **r} for r in rows] + [{"type": "finding", **f} for f in findings]
+    records += [{"type": "result", **r} for r in rows]
+    records += [{"type": "finding", "eval": which, "lead": which == lead, **f} for which, fs in judged.items() for f in fs]
     write_jsonl(records, run_dir / "metrics.jsonl", default=str)
     return {"findings": findings, "rows": rows}

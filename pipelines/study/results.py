@@ -33,7 +33,13 @@ def read_run(folder: Path) -> dict:
     return {"folder": folder, "config": config, "command": command.group(1) if command else "?",
             "stages": [r for r in records if r["type"] == "stage"],
             "results": [r for r in records if r["type"] == "result"],
-            "findings": [r for r in records if r["type"] == "finding"]}
+            "findings": lead_findings([r for r in records if r["type"] == "finding"])}
+
+
+def lead_findings(findings: list[dict]) -> list[dict]:
+    """The headline verdicts: the confirmation set's where a run has one (runs before held-out sets: all)."""
+    led = [f for f in findings if f.get("lead")]
+    return led if led else [f for f in findings if f.get("eval", "design") == "design"]
 
 
 def machines(stages: list[dict]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gsm_synth.atomic import ensure_dir, write_atomic
 from pipelines.common.config import to_yaml
-from pipelines.study.load import eval_spec
+from pipelines.study.load import eval_specs
 from pipelines.study.schema import StudyConfig
 
 
@@ -29,26 +29,34 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     run_dir = Path(cfg.out) / f"{cfg.study}-{cfg.preset}"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", to_yaml(cfg))
-    spec = eval_spec(cfg)
+    specs = eval_specs(cfg)  # design, then the held-out confirmation set where the study declares one
     forced: set[str] = set()
-    stage_infos, eval_infos, problems, rl_logs = [], {}, {}, {}
+    stage_infos: list[dict] = []
+    eval_infos: dict[str, dict] = {which: {} for which in specs}
+    problems: dict[str, dict] = {which: {} for which in specs}
+    rl_logs: dict = {}
     for i, run in enumerate(runs, 1):
-        speed = "; ".join(f"{what} {choice}" for what, choice in run.speed.items())
-        log(f"stage {i}/{len(runs)}: {run.name} (seed {run.seed}, {run.kind} on {run.config.accelerator}; {speed}) -> {run.dir}")
+        speed = "; ".join(f"{what} {choice}" for what, choice in run.speed.items()) or "shipped weights"
+        log(f"stage {i}/{len(runs)}: {run.name} (base {run.base}, seed {run.seed}, {run.kind} on "
+            f"{run.config.accelerator}; {speed}) -> {run.dir}")
         info = run_stage(run, cfg.progress, force=cfg.force and run.key not in forced)
         forced.add(run.key)
         info["trains_on"] = ", ".join(f"op {ops}" for ops in run.config.mixture.ops)
         stage_infos.append(info)
         log(describe(run, info))
         if run.kind == "rl":
-            rl_logs[(run.name, run.seed)] = read_rl_log(run.dir)
-        if cfg.stages[run.name].eval:
-            out, ev_info = run_eval(run, spec, cfg.progress, force=cfg.force and (run.key + ":eval") not in forced)
-            forced.add(run.key + ":eval")
-            eval_infos[(run.name, run.seed)] = ev_info
-            problems[(run.name, run.seed)] = read_problems(out)
-            log(describe(run, ev_info, what="eval"))
-    evidence = Evidence(problems, rl_logs, list(cfg.seeds), dict(cfg.splits))
+            rl_logs[(run.name, run.base, run.seed)] = read_rl_log(run.dir)
+        if not cfg.stages[run.name].eval:
+            continue
+        for which, spec in specs.items():
+            tag = f"{run.key}:eval:{which}"
+            out, ev_info = run_eval(run, spec, cfg.progress, force=cfg.force and tag not in forced)
+            forced.add(tag)
+            eval_infos[which][(run.name, run.base, run.seed)] = ev_info
+            problems[which][(run.name, run.base, run.seed)] = read_problems(out)
+            log(describe(run, ev_info, what=f"eval ({which} set, seed {spec.seed})"))
+    evidence = {which: Evidence(problems[which], rl_logs, list(cfg.seeds), dict(cfg.splits), cfg.bases, cfg.bases_rule)
+                for which in specs}
     result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started, machine)
     for f in result["findings"]:
         log(f"{f['id']}: {f['verdict']}")

@@ -25,6 +25,11 @@ PRESETS = ("tiny", "small", "paper")
 STAGE_KINDS = ("pretrain", "midtrain", "rl")
 CLAIM_KINDS = ("greater", "same", "not_greater", "below", "above")
 PLOT_KINDS = ("pass_at_k", "rl_curves", "by_op")
+# How claims combine several bases (declared in a study's YAML before it runs; docs/design.md §7):
+# crossed: bases and problems resampled independently (every base is evaluated on the same problems);
+# pooled: per-problem values averaged over bases, problems resampled only (ignores the base draw)
+BASES_RULES = ("crossed", "pooled")
+BASE_SOURCES = ("shipped", "scratch")
 # RL log keys that are rates in [0, 1] (a floor or ceiling can make a claim untestable); others are unbounded
 RL_RATES = {"reward", "acc", "pass_n", "process_acc", "label_acc", "reward_acc", "true_reward", "majority_ratio",
             "wrong_label_reward_acc"}
@@ -43,7 +48,7 @@ class StageNode:
     set: dict[str, Any] = table()  # overrides of the kind's section, nested like it
     label: Optional[str] = None  # name in tables and plots (default: the stage's name)
     eval: bool = True  # evaluate this stage's model on the splits
-    shared: bool = False  # train once (first seed) for all seeds: e.g. an expensive base under RL seeds
+    shared: bool = False  # train once per base (first seed) for all seeds; pretraining always is
     n_seeds: Optional[int] = None  # run only for the first n of the study's seeds (default: all of them)
 
 
@@ -90,7 +95,12 @@ class StudyConfig:
     study: str = "smoke"
     preset: str = "small"
     out: str = "runs"  # run folders go to <out>/<study>-<preset>/, cached stages to <out>/cache/
-    seeds: list[int] = field(default_factory=lambda: [0])  # each stage is trained once per seed
+    seeds: list[int] = field(default_factory=lambda: [0])  # each stage after pretraining is trained once per seed
+    bases: int = 1  # independently seeded pretrainings (base b uses seed b); every later stage runs on each
+    bases_rule: str = "crossed"  # how claims combine bases: see BASES_RULES
+    base: str = "shipped"  # shipped: a pretraining whose recipe the repository ships is loaded, not trained; scratch: train it
+    k: int = 64  # the k of the claims' and tables' pass@k / maj@k (${k} in a study); eval samples n > k of each problem
+    confirmation_seed: Optional[int] = None  # a held-out eval set (never overlapping eval.seed's): the headline verdicts
     force: bool = False  # re-run every stage of this study even if cached
     progress: bool = True
     description: str = ""

@@ -69,9 +69,12 @@ class RLStageConfig:
     grad_clip: float = 1.0
     eps_low: float = 0.2
     eps_high: float = 0.28
-    kl_coef: float = 0.0  # k3 KL to the starting policy (CMU: 1e-3); the reference model exists only if > 0
+    kl_coef: float = 1e-3  # k3 KL to the starting policy, the CMU study's coefficient; 0: no reference model
     std_norm: bool = True  # advantages (r - mean) / (std + 1e-6) per group, as GRPO/verl/CMU; False: r - mean
-    skip_zero_variance: bool = True  # drop groups whose rewards are all equal (no signal) from the loss
+    # False (verl, CMU): a group whose rewards are all equal stays in the loss with advantage 0, so its tokens
+    # count in the token-mean denominator and the step size does not grow as fewer groups carry signal;
+    # True drops such groups (less compute, but larger steps when most groups are flat)
+    skip_zero_variance: bool = False
     ppo_epochs: int = 1  # passes over each rollout batch
     minibatches: int = 1  # optimizer steps per pass (rollout split into this many parts)
     micro_batch: int = 16  # sequences per forward/backward (gradient accumulation; memory only)

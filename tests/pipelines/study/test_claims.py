@@ -14,8 +14,8 @@ def record(index, c_process, n=8, errors=None, op=3, context="zoo"):
 
 
 def evidence(a_counts, b_counts, rl=None):
-    problems = {("a", 0): [record(i, c) for i, c in enumerate(a_counts)],
-                ("b", 0): [record(i, c) for i, c in enumerate(b_counts)]}
+    problems = {("a", 0, 0): [record(i, c) for i, c in enumerate(a_counts)],
+                ("b", 0, 0): [record(i, c) for i, c in enumerate(b_counts)]}
     return Evidence(problems, rl or {}, [0], {"id": "2-4"})
 
 
@@ -96,14 +96,14 @@ def test_a_claim_says_when_its_sides_have_different_seed_counts():
     ev = evidence([6] * 20, [2] * 20)
     assert "seeds" not in check_claim(claim("greater"), ev)["text"]
     ev.seeds = [0, 1]
-    ev.problems[("a", 1)] = [record(i, 8) for i in range(20)]
+    ev.problems[("a", 0, 1)] = [record(i, 8) for i in range(20)]
     result = check_claim(claim("greater"), ev)
     assert "(seeds 2 vs 1)" in result["text"] and abs(result["a"] - 0.875) < 1e-9  # (6/8 + 8/8) / 2
 
 
 def test_pairing_uses_shared_problems_and_filters():
     ev = evidence([8] * 10, [0] * 10)
-    ev.problems[("a", 0)] += [record(99, 0, op=4)]  # only a has it: not compared
+    ev.problems[("a", 0, 0)] += [record(99, 0, op=4)]  # only a has it: not compared
     assert check_claim(claim("greater", metric="process_pass@8"), ev)["n"] == 10
     only_op4 = claim("greater", metric="process_pass@8", ops="4")
     assert check_claim(only_op4, ev)["verdict"] == UNTESTABLE  # no shared data
@@ -111,11 +111,11 @@ def test_pairing_uses_shared_problems_and_filters():
 
 def test_error_metric_and_rl_log_claims():
     ev = evidence([1] * 10, [1] * 10)
-    for r in ev.problems[("a", 0)]:
+    for r in ev.problems[("a", 0, 0)]:
         r["errors"] = {"dependency_mismatch": 4}
     assert check_claim(claim("greater", metric="errors:dependency_mismatch"), ev)["verdict"] == REPRODUCED
     rng = np.random.default_rng(3)
-    logs = {("a", 0): [{"rl_step": s, "reward": 0.01 + 0.005 * rng.random(), "label_acc": 0.2 + 0.1 * rng.random(),
+    logs = {("a", 0, 0): [{"rl_step": s, "reward": 0.01 + 0.005 * rng.random(), "label_acc": 0.2 + 0.1 * rng.random(),
                         "reward_acc": 0.7 + 0.1 * rng.random()} for s in range(1, 61)]}
     ev = evidence([1], [1], rl=logs)
     below = Claim(kind="below", model="a", metric="rl:reward", value=0.05)
@@ -135,7 +135,7 @@ def test_lucky_hits_fail_when_samples_pile_onto_the_wrong_label():
         steps = [{"rl_step": s, "wrong_label_reward_acc": float(np.clip(level + rng.normal(0, 0.05), 0, 1))}
                  for s in range(1, 81)]
         steps[5]["wrong_label_reward_acc"] = float("nan")  # a step with no wrong label logs nothing usable
-        return evidence([1], [1], rl={("a", 0): steps})
+        return evidence([1], [1], rl={("a", 0, 0): steps})
 
     assert check_claim(lucky, log(0.3))["verdict"] == NOT_REPRODUCED
     assert check_claim(lucky, log(0.8))["verdict"] == REPRODUCED
@@ -172,3 +172,51 @@ def test_a_finding_needs_every_claim():
     floor = evidence([0] * 20, [0] * 20)
     assert check_finding(Finding(id="x", claims=[claim("greater")]), floor)["verdict"] == UNTESTABLE
     assert check_finding(Finding(id="x", claims=[good, claim("greater", ops="9")]), ev)["verdict"] == INCONCLUSIVE
+
+
+# ------------------------------------------------------------------------------------------ bases
+
+def test_the_crossed_ci_equals_the_problem_only_ci_when_bases_agree_exactly():
+    rng = np.random.default_rng(3)
+    a, b = rng.binomial(8, 0.6, 30) / 8, rng.binomial(8, 0.4, 30) / 8
+    one = judge("greater", a, b)
+    three = judge("greater", [a, a, a], [b, b, b])
+    assert three.ci == one.ci and three.diff == pytest.approx(one.diff)
+
+
+def test_the_crossed_ci_is_wider_when_bases_disagree():
+    rng = np.random.default_rng(4)
+    b = rng.binomial(8, 0.4, 40) / 8
+    shifts = [0.0, 0.15, 0.30]  # the same problems, three bases whose gains differ
+    a = [np.clip(b + s + rng.normal(0, 0.05, 40), 0, 1) for s in shifts]
+    pooled = judge("greater", np.mean(a, axis=0), b)
+    crossed = judge("greater", a, [b] * 3)
+    assert crossed.diff == pytest.approx(pooled.diff)
+    assert crossed.ci[1] - crossed.ci[0] > 2 * (pooled.ci[1] - pooled.ci[0])
+    assert crossed.mde > pooled.mde
+
+
+def bases_evidence(per_base_a, b_counts, rule="crossed"):
+    problems = {("b", k, 0): [record(i, c) for i, c in enumerate(b_counts)] for k in range(len(per_base_a))}
+    for k, counts in enumerate(per_base_a):
+        problems[("a", k, 0)] = [record(i, c) for i, c in enumerate(counts)]
+    return Evidence(problems, {}, [0], {"id": "2-4"}, bases=len(per_base_a), bases_rule=rule)
+
+
+def test_a_claim_over_bases_reports_each_base_and_the_spread_between_them():
+    ev = bases_evidence([[6] * 20, [7] * 20], [2] * 20)
+    result = check_claim(claim("greater"), ev)
+    assert [p["base"] for p in result["per_base"]] == [0, 1]
+    assert [round(p["diff"], 3) for p in result["per_base"]] == [0.5, 0.625]
+    assert result["between_base_sd"] == pytest.approx(np.std([0.5, 0.625], ddof=1))
+    assert result["verdict"] == REPRODUCED and "2 bases × 20 problems" in result["text"]
+
+
+def test_one_base_against_another_can_disagree_and_the_combined_verdict_says_so():
+    ev = bases_evidence([[8, 7] * 10, [1, 0] * 10], [4] * 20)  # base 0 gains, base 1 loses
+    result = check_claim(claim("greater"), ev)
+    assert [p["verdict"] for p in result["per_base"]] == [REPRODUCED, NOT_REPRODUCED]
+    # two bases that disagree prove nothing either way: the gain detectable over both exceeds the room
+    assert result["verdict"] == UNTESTABLE and "room above the baseline" in result["text"]
+    pooled = check_claim(claim("greater"), bases_evidence([[8, 7] * 10, [1, 0] * 10], [4] * 20, rule="pooled"))
+    assert pooled["per_base"] == []

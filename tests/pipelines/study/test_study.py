@@ -1,5 +1,6 @@
 """The study runner: config precedence, one-line errors, cache keys, smoke end to end, resume."""
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -25,7 +26,7 @@ def test_precedence_defaults_preset_study_cli():
     assert cfg.pretrain.batch_size == 8  # presets/small.yaml over the schema's 16
     assert cfg.pretrain.budget_tokens == 200_000  # smoke.yaml's presets.small over presets/small.yaml
     assert cfg.eval.n_samples == 4
-    cfg = load_study(["study=smoke", "preset=small", "pretrain.budget_tokens=1000", "eval.n_samples=2"])
+    cfg = load_study(["study=smoke", "preset=small", "pretrain.budget_tokens=1000", "eval.n_samples=2", "k=1"])
     assert cfg.pretrain.budget_tokens == 1000 and cfg.eval.n_samples == 2  # the command line wins
 
 
@@ -111,7 +112,8 @@ def test_stage_keys_change_exactly_when_an_input_changes():
     mid = keys(SMOKE + ["stages.mid.ops=2"])
     assert mid["base"] == base["base"] and mid["ttrl"] == base["ttrl"]
     assert mid["mid"] != base["mid"] and mid["rl"] != base["rl"]
-    assert keys(SMOKE + ["seeds=[1]"])["base"] != base["base"]
+    reseeded = keys(SMOKE + ["seeds=[1]"])  # the RL seed; a pretraining's seed is its base's index
+    assert reseeded["base"] == base["base"] and reseeded["rl"] != base["rl"]
     on_eval_set = keys(SMOKE + ["rl.mixture.pool=eval", "rl.mixture.eval_set=4"])
     assert on_eval_set["rl"] != base["rl"] and on_eval_set["base"] == base["base"]
     # the *resolved* precision and compile are in the key (auto resolves to fp32, no compile, in the tests)
@@ -229,36 +231,53 @@ def test_force_reruns_and_reproduces(tmp_path):
 
 
 def test_a_study_preset_edits_one_stage_and_keeps_the_rest():
-    cfg = load_study(["study=ttrl", "preset=small"])
-    assert cfg.stages["base"].shared and cfg.stages["base"].kind == "pretrain"
-    assert set(cfg.stages) == {"base", "ttrl_id", "ttrl_edge", "ttrl_hard"} and cfg.seeds == [0, 1]
-    assert not load_study(["study=ttrl", "preset=tiny"]).stages["base"].shared
+    cfg = load_study(["study=process_reward", "preset=small"])
+    assert cfg.stages["blend_02"].n_seeds == 1 and cfg.stages["strict"].n_seeds is None
+    assert set(cfg.stages) == {"base", "outcome", "blend_05", "blend_02", "strict"} and cfg.bases == 3
+    assert load_study(["study=process_reward", "preset=tiny"]).stages["blend_02"].n_seeds is None
 
 
 def test_a_stage_can_run_for_fewer_seeds():
-    runs = plan(load_study(SMOKE + ["seeds=[3,4]", "stages.base.shared=true", "stages.ttrl.n_seeds=1"]))
+    runs = plan(load_study(SMOKE + ["seeds=[3,4]", "stages.ttrl.n_seeds=1"]))
     names = [(r.name, r.seed) for r in runs]
     assert ("ttrl", 3) in names and ("ttrl", 4) not in names and ("rl", 3) in names and ("rl", 4) in names
 
 
 @pytest.mark.parametrize("extra, message", [
     (["stages.ttrl.n_seeds=0"], "n_seeds must be >= 1"),
-    (["stages.base.n_seeds=1"], "runs for seed 1 but its upstream 'base' does not"),
-    (["stages.base.shared=true", "stages.base.n_seeds=1"], "drop n_seeds or shared"),
+    (["stages.mid.n_seeds=1"], "runs for seed 1 but its upstream 'mid' does not"),
+    (["stages.mid.shared=true", "stages.mid.n_seeds=1"], "drop n_seeds or shared"),
+    (["stages.base.shared=true"], "a pretrain stage is trained once per base"),
+    (["bases=0"], "bases must be >= 1"),
+    (["bases_rule=mean"], "bases_rule must be one of crossed, pooled"),
+    (["k=4"], "k must be a power of 2 below eval.n_samples"),
+    (["confirmation_seed=0"], "confirmation_seed must differ from eval.seed"),
 ])
 def test_bad_stage_seeds_are_one_line(extra, message):
     with pytest.raises(ConfigError, match=message):
         load_study(SMOKE + ["seeds=[0,1]"] + extra)
 
 
-def test_a_shared_stage_trains_once_for_all_seeds():
-    runs = plan(load_study(SMOKE + ["seeds=[0,1]", "stages.base.shared=true"]))
+def test_a_pretraining_trains_once_for_all_seeds():
+    runs = plan(load_study(SMOKE + ["seeds=[0,1]"]))
     names = [(r.name, r.seed) for r in runs]
     assert names.count(("base", 0)) == 1 and ("base", 1) not in names
     rl = [r for r in runs if r.name == "rl"]
     assert len(rl) == 2 and rl[0].key != rl[1].key
     mids = [r for r in runs if r.name == "mid"]
     assert {m.config.init_from for m in mids} == {str(runs[0].final)}
+
+
+def test_each_base_is_its_own_pretraining_and_every_later_stage_runs_on_each():
+    runs = plan(load_study(SMOKE + ["seeds=[0,1]", "bases=2"]))
+    bases = [r for r in runs if r.name == "base"]
+    assert [(r.base, r.config.seed) for r in bases] == [(0, 0), (1, 1)] and bases[0].key != bases[1].key
+    rl = [(r.base, r.seed) for r in runs if r.name == "rl"]
+    assert rl == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    mid_of = {r.final: r.base for r in runs if r.name == "mid"}
+    assert all(mid_of[Path(r.config.init_from)] == r.base for r in runs if r.name == "rl")
+    # base 0 of a 2-base study is the 1-base study's base: adding bases reuses the cache
+    assert bases[0].key == keys(SMOKE)["base"]
 
 
 @pytest.mark.slow
