@@ -109,6 +109,7 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
     memory = cache / SPEED_MEMORY
     vocab = make_tokenizer().vocab_size
     runs: list[StageRun] = []
+    notes: list[str] = []  # said once the whole plan holds: a bad setting is the one line a user sees
     by_name: dict[tuple[str, int, int], StageRun] = {}
     for base in range(cfg.bases):
         for seed in cfg.seeds:
@@ -129,7 +130,7 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
                     key = recipe_key(node.kind, config, None)
                     found, why = shipped.lookup(key, cfg.preset, name, config.seed)
                     if why:
-                        say(f"[{name} base {base}] {why}")
+                        notes.append(f"[{name} base {base}] {why}")
                 if found is not None:
                     run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
                                    model, {}, base, found)
@@ -142,6 +143,8 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
                                    model, speed, base)
                 by_name[(name, base, seed)] = run
                 runs.append(run)
+    for line in notes:
+        say(line)
     return runs
 
 

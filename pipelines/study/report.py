@@ -32,7 +32,7 @@ def summary_rows(cfg: StudyConfig, ev: Evidence, models: list[str]) -> list[dict
     for model in models:
         for split, ops in cfg.splits.items():
             row = {"model": model, "label": label(cfg, model), "split": split, "ops": ops}
-            for key in metric_table_keys(cfg.eval.n_samples) + ["errors:dependency_mismatch", "errors:missing_parameter"]:
+            for key in metric_table_keys(cfg.k) + ["errors:dependency_mismatch", "errors:missing_parameter"]:
                 vals = list(ev.per_problem(model, key, split).values())
                 if vals:
                     row[key] = float(np.mean(vals))
@@ -169,7 +169,6 @@ def headline(evidence: dict) -> str:
 def across_bases(cfg: StudyConfig, ev: Evidence, findings: list[dict]) -> list[str]:
     """'## Across bases': each claim's difference and verdict per base, the between-base SD, the combined
     verdict; and each pretrained base's pass@1 / pass@k per split."""
-    n = cfg.eval.n_samples
     heads = " | ".join(f"base {b}" for b in range(cfg.bases))
     lines = ["## Across bases", "", f"Claims combine the {cfg.bases} bases by the rule `{cfg.bases_rule}` "
              f"(declared in the study before it ran): {BASES_RULE_TEXT[cfg.bases_rule]}", "",
@@ -184,13 +183,13 @@ def across_bases(cfg: StudyConfig, ev: Evidence, findings: list[dict]) -> list[s
     lines += ["", "Per base: the difference of each claim (the value, for below / above claims) on that base alone.", ""]
     pretrained = [m for m, node in cfg.stages.items() if node.kind == "pretrain" and node.eval]
     if pretrained:
-        lines += [f"| model | base | " + " | ".join(f"{s} pass@1 | {s} pass@{n}" for s in cfg.splits) + " |",
+        lines += [f"| model | base | " + " | ".join(f"{s} pass@1 | {s} pass@{cfg.k}" for s in cfg.splits) + " |",
                   "|---|---|" + "---|---|" * len(cfg.splits)]
         for m in pretrained:
             for b in range(cfg.bases):
                 cells = []
                 for split in cfg.splits:
-                    for key in (metric_key("process", 1), metric_key("process", n)):
+                    for key in (metric_key("process", 1), metric_key("process", cfg.k)):
                         vals = list(ev.per_problem(m, key, split, base=b).values())
                         cells.append(f"{np.mean(vals):.3f}" if vals else "–")
                 lines.append(f"| {label(cfg, m)} | {b} | " + " | ".join(cells) + " |")
@@ -345,11 +344,11 @@ def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval
               "token); a shipped base counts at the cost its record states.", ""]
 
     lines += ["## Results per split (mean over problems, 95 % bootstrap CI; seeds averaged per problem)", "",
-              f"| model | split | ops | process pass@1 | process pass@{n} | outcome pass@1 | maj@{n} | "
+              f"| model | split | ops | process pass@1 | process pass@{cfg.k} | outcome pass@1 | maj@{cfg.k} | "
               "dependency errors / sample | missing-parameter errors / sample |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['split']} | {r['ops']} | " + " | ".join(
-            _fmt(r, k) for k in metric_table_keys(n) + ["errors:dependency_mismatch", "errors:missing_parameter"]) + " |")
+            _fmt(r, k) for k in metric_table_keys(cfg.k) + ["errors:dependency_mismatch", "errors:missing_parameter"]) + " |")
     lines += [""]
     if plots_drawn:
         lines += ["## Plots", ""] + [f"**{title}**\n\n![{title}]({name})\n" for title, name in plots_drawn]

@@ -51,7 +51,7 @@ def machines(stages: list[dict]) -> list[str]:
 
 def run_section(run: dict) -> list[str]:
     cfg = run["config"]
-    n = cfg.get("eval", {}).get("n_samples")
+    n = cfg.get("k") or cfg.get("eval", {}).get("n_samples")  # runs before `k` reported pass@n
     lines = [f"## `{cfg.get('study')}` — preset `{cfg.get('preset')}`", ""]
     if cfg.get("description"):
         lines += [str(cfg["description"]).strip(), ""]

@@ -61,7 +61,7 @@ def install(folder: Path, final: Path) -> dict:
     """Write the shipped base at `folder` as a model directory at `final` (fp32 weights, checksummed); returns
     its record. A shipped file that does not match its record is one clear error, never a silent retrain."""
     import torch
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from models import GPT, GPTConfig, Tokenizer
@@ -83,7 +83,7 @@ def install(folder: Path, final: Path) -> dict:
         if model.config.tie_embeddings:  # stored once (safetensors keeps no aliases)
             state[TIED_HEAD] = state[TIED_TABLE]
         model.load_state_dict(state)
-    except (SafetensorsError, RuntimeError, KeyError, TypeError, ValueError) as e:
+    except (SafetensorError, RuntimeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"shipped base {folder} cannot be loaded ({str(e).splitlines()[0][:120]}); {fix}") from None
     meta = {"summary": record.get("summary", {}), "shipped": folder.name}
     save_model(final, model, Tokenizer.load(folder), meta)
@@ -118,13 +118,13 @@ def fingerprint_spec(spec) -> "EvalSpec":
 
 
 def fingerprint(model, tokenizer, spec) -> list[dict]:
-    """Per problem of fingerprint_spec(spec): its split, index, the sampled answer and whether the
-    solution verifies."""
+    """Per problem of fingerprint_spec(spec): its split, index, the greedy completion's answer, length and
+    error counts, and whether it verifies: a changed weight shows up as a changed completion."""
     from pipelines.evaluation.evaluate import evaluate
 
     results = evaluate(model, tokenizer, fingerprint_spec(spec), progress=False)
-    return [{"bin": r["bin"], "index": r["index"], "answer": r["answers"][0], "process_correct": r["c_process"]}
-            for r in results["problems"]]
+    return [{"bin": r["bin"], "index": r["index"], "answer": r["answers"][0], "process_correct": r["c_process"],
+             "tokens": r["tokens"], "errors": r["errors"]} for r in results["problems"]]
 
 
 def export(final: Path, dest: Path, record: dict) -> Path:

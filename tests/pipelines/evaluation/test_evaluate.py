@@ -3,6 +3,8 @@ import json
 import math
 import random
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -126,6 +128,22 @@ def test_eval_problems_are_deterministic_spread_and_from_the_eval_pool():
     assert [p.op for p in a["id"]] == [2, 2, 3, 3, 4, 4]
     assert [p.context for p in a["id"]] == ["zoo", "school", "movie"] * 2
     assert all(p.pool == "eval" for p in a["id"])
+
+
+def test_a_confirmation_set_never_repeats_a_design_problem_and_keeps_its_layout():
+    # op 2 under mod 7 with no distractors has few distinct problems: two seeds collide unless avoided
+    style = {"modulus": 7, "distractors": 0, "shuffle": 0.0, "symbols": "ordered"}
+    design = EvalSpec(problems_per_bin=60, bins={"id": "2"}, problem_options=style)
+    text = lambda p: p.problem + p.question
+    plain = eval_problems(replace(design, seed=1))["id"]
+    held_out = eval_problems(replace(design, seed=1, avoid_seed=0))["id"]
+    seen = {text(p) for p in eval_problems(design)["id"]}
+    assert any(text(p) in seen for p in plain)  # the collision this guards against happens
+    assert not any(text(p) in seen for p in held_out)
+    assert [(p.op, p.context) for p in held_out] == [(p.op, p.context) for p in plain]
+    assert [p.id for p in held_out] == [p.id for p in eval_problems(replace(design, seed=1, avoid_seed=0))["id"]]
+    with pytest.raises(ValueError, match="avoid_seed must differ from seed"):
+        eval_problems(replace(design, avoid_seed=0))
 
 
 def test_bad_spec_fails_with_one_line():

@@ -13,6 +13,7 @@ from pipelines.common.config import ConfigError
 from pipelines.study.load import available_studies, load_study, stage_config
 
 SMOKE = ["study=smoke", "preset=tiny", "progress=false"]
+SCRATCH = SMOKE + ["base=scratch"]
 
 
 def keys(argv):
@@ -101,26 +102,27 @@ def test_help_lists_studies_and_presets(capsys):
 # ------------------------------------------------------------------------------------------ cache keys
 
 def test_stage_keys_change_exactly_when_an_input_changes():
-    base = keys(SMOKE)
-    assert keys(SMOKE) == base  # deterministic
-    assert keys(SMOKE + ["pretrain.checkpoint_every=7"]) == base  # how it runs, not what it makes
-    rl_lr = keys(SMOKE + ["rl.lr=3e-4"])
+    # trained from scratch: a shipped base is filed by its recipe, before precision and compile are resolved
+    base = keys(SCRATCH)
+    assert keys(SCRATCH) == base  # deterministic
+    assert keys(SCRATCH + ["pretrain.checkpoint_every=7"]) == base  # how it runs, not what it makes
+    rl_lr = keys(SCRATCH + ["rl.lr=3e-4"])
     assert rl_lr["base"] == base["base"] and rl_lr["mid"] == base["mid"]
     assert rl_lr["rl"] != base["rl"] and rl_lr["ttrl"] != base["ttrl"]
-    pre = keys(SMOKE + ["pretrain.optim.lr=1e-3"])
+    pre = keys(SCRATCH + ["pretrain.optim.lr=1e-3"])
     assert all(pre[name] != base[name] for name in base)  # everything downstream of the base
-    mid = keys(SMOKE + ["stages.mid.ops=2"])
+    mid = keys(SCRATCH + ["stages.mid.ops=2"])
     assert mid["base"] == base["base"] and mid["ttrl"] == base["ttrl"]
     assert mid["mid"] != base["mid"] and mid["rl"] != base["rl"]
-    reseeded = keys(SMOKE + ["seeds=[1]"])  # the RL seed; a pretraining's seed is its base's index
+    reseeded = keys(SCRATCH + ["seeds=[1]"])  # the RL seed; a pretraining's seed is its base's index
     assert reseeded["base"] == base["base"] and reseeded["rl"] != base["rl"]
-    on_eval_set = keys(SMOKE + ["rl.mixture.pool=eval", "rl.mixture.eval_set=4"])
+    on_eval_set = keys(SCRATCH + ["rl.mixture.pool=eval", "rl.mixture.eval_set=4"])
     assert on_eval_set["rl"] != base["rl"] and on_eval_set["base"] == base["base"]
     # the *resolved* precision and compile are in the key (auto resolves to fp32, no compile, in the tests)
-    assert keys(SMOKE + ["pretrain.precision=32-true", "pretrain.compile=false"]) == base
-    assert keys(SMOKE + ["pretrain.precision=bf16-mixed"])["base"] != base["base"]
-    assert keys(SMOKE + ["pretrain.compile=true"])["base"] != base["base"]
-    bf16_rl = keys(SMOKE + ["rl.precision=bf16-mixed"])
+    assert keys(SCRATCH + ["pretrain.precision=32-true", "pretrain.compile=false"]) == base
+    assert keys(SCRATCH + ["pretrain.precision=bf16-mixed"])["base"] != base["base"]
+    assert keys(SCRATCH + ["pretrain.compile=true"])["base"] != base["base"]
+    bf16_rl = keys(SCRATCH + ["rl.precision=bf16-mixed"])
     assert bf16_rl["base"] == base["base"] and bf16_rl["rl"] != base["rl"]
 
 
@@ -169,14 +171,17 @@ def test_smoke_end_to_end_then_cached(tmp_path, capsys):
     assert "## Machine" in report and "torch" in report.split("## Machine")[1].splitlines()[2]
     err = capsys.readouterr().err
     stage_lines = [line for line in err.splitlines() if line.startswith("stage ")]
-    assert len(stage_lines) == 4 and all(line.count("precision 32-true (auto:") == 1 for line in stage_lines)
-    assert sum("compile off (auto:" in line for line in stage_lines) == 2  # the two LM stages
-    stage = json.loads(next((tmp_path / "cache").glob("pretrain-*/stage.json")).read_text())["summary"]
+    # the base is the shipped tiny base (bases/tiny-base-0): installed, not trained, and the report says so
+    assert len(stage_lines) == 4 and "shipped weights" in stage_lines[0]
+    assert all(line.count("precision 32-true (auto:") == 1 for line in stage_lines[1:])
+    assert sum("compile off (auto:" in line for line in stage_lines) == 1  # the mid-training stage
+    assert "base (base 0): shipped base `tiny-base-0`, trained by" in report
+    stage = json.loads(next((tmp_path / "cache").glob("midtrain-*/stage.json")).read_text())["summary"]
     assert stage["precision"] == "32-true" and stage["compile"] is False and stage["machine"]["cores"] >= 1
     first = _report_numbers(run_dir)
     assert run_cli.main(argv) == 0
     err = capsys.readouterr().err
-    assert err.count("(cached)") == 8  # 4 stages + 4 evals: nothing retrained
+    assert err.count("(cached)") == 12  # 4 stages + 4 models x 2 eval sets (design, confirmation): nothing retrained
     assert _report_numbers(run_dir) == first
 
 
@@ -220,7 +225,7 @@ def test_killed_study_resumes_to_the_same_report(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_force_reruns_and_reproduces(tmp_path):
-    argv = SMOKE + [f"out={tmp_path}", "stages.ttrl.eval=false", "stages.rl.eval=false"]
+    argv = SMOKE + [f"out={tmp_path}", "base=scratch", "stages.ttrl.eval=false", "stages.rl.eval=false"]
     assert run_cli.main(argv) == 0
     first = _report_numbers(tmp_path / "smoke-tiny")
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("pretrain-*/stage.json")}
