@@ -76,6 +76,7 @@ class StageRun:
     speed: dict = field(default_factory=dict)  # precision / compile: models.speed.Choice, resolved at plan time
     base: int = 0  # which of the study's bases (independent pretraining seeds) this run descends from
     shipped: Path | None = None  # a shipped base (pipelines/study/shipped.py) installed instead of training
+    recipe: str | None = None  # a pretraining's recipe key (recipe_key): how a retrain finds its shipped twin
 
     @property
     def final(self) -> Path:
@@ -125,22 +126,24 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
                 if upstream is not None:
                     config = replace(config, init_from=str(upstream.final))
                 model = upstream.model if upstream is not None else model_config_for(config, vocab)
-                found = None
-                if node.kind == "pretrain" and cfg.base == "shipped" and not cfg.force:
-                    key = recipe_key(node.kind, config, None)
+                found = recipe = None
+                if node.kind == "pretrain":
+                    recipe = recipe_key(node.kind, config, None)
+                if recipe and cfg.base == "shipped" and not cfg.force:
+                    key = recipe
                     found, why = shipped.lookup(key, cfg.preset, name, config.seed)
                     if why:
                         notes.append(f"[{name} base {base}] {why}")
                 if found is not None:
                     run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
-                                   model, {}, base, found)
+                                   model, {}, base, found, recipe)
                 else:
                     with torch.device("meta"):  # shapes only: no memory, no initialisation
                         shape = GPT(GPTConfig(**model))
                     config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, shape, memory)
                     key = stage_key(node.kind, config, upstream.key if upstream else None)
                     run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
-                                   model, speed, base)
+                                   model, speed, base, None, recipe)
                 by_name[(name, base, seed)] = run
                 runs.append(run)
     for line in notes:
@@ -159,7 +162,7 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     if info_path.is_file() and (run.final / META).is_file():
         # another study may have trained it under another name: the same key means the same stage
         return {**cached_info(run, info_path), "name": run.name, "seed": run.seed, "base": run.base,
-                "after": run.after, "cached": True}
+                "after": run.after, "recipe": run.recipe, "cached": True}
     started = time.time()
     if run.shipped is not None:
         return install_shipped(run)
@@ -171,6 +174,7 @@ def run_stage(run: StageRun, progress: bool, force: bool) -> dict:
     meta = json.loads((final / "model.json").read_text())
     summary = meta.get("summary", {})
     info = {"name": run.name, "seed": run.seed, "base": run.base, "kind": run.kind, "key": run.key, "after": run.after,
+            "recipe": run.recipe,
             # an RL stage carries its training time through resumes; an LM stage's killed part is not counted
             "wall_s": max(time.time() - started, float(summary.get("wall_s", 0.0))),
             "flops": summary.get("flops", 0.0), "resolved": {k: str(c) for k, c in run.speed.items()},

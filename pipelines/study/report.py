@@ -3,6 +3,7 @@ a verdict for each finding), its PNG plots and metrics.jsonl, written atomically
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from pipelines.study.claims import MARGINS, Evidence, check_finding
 from pipelines.study.judge import VERDICTS
 from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
 from pipelines.study.cache import duration
-from pipelines.study.load import CONFIRMATION, DESIGN, label, stage_seeds
+from pipelines.study.load import CONFIRMATION, DESIGN, eval_spec, label, stage_seeds
 from pipelines.study.schema import StudyConfig
 
 MARGIN_NAMES = {"pass": "pass@k", "maj": "maj@k", "errors": "errors per sample", "rl": "RL log values"}
@@ -229,8 +230,11 @@ def protocol_line(cfg: StudyConfig) -> str:
     return "Protocol departures from the CMU study's (" + PAPER_PROTOCOL + "): " + "; ".join(out) + "."
 
 
-def base_source_lines(stage_infos: list[dict]) -> list[str]:
-    """Where each pretrained base came from: a shipped base (who trained it, how) or trained here."""
+def base_source_lines(cfg: StudyConfig, stage_infos: list[dict], design: Evidence | None) -> list[str]:
+    """Where each pretrained base came from: a shipped base (who trained it, how) or trained here, and
+    then how far it lands from the shipped base of the same recipe, on the same eval set."""
+    from pipelines.study import shipped
+
     lines = []
     for info in stage_infos:
         if info["kind"] != "pretrain":
@@ -239,9 +243,25 @@ def base_source_lines(stage_infos: list[dict]) -> list[str]:
         if info.get("shipped"):
             sh = info["shipped"]
             lines.append(f"- {who}: shipped base `{sh['name']}`, trained by {sh['trained_by']} (`{sh['command']}`).")
-        else:
-            lines.append(f"- {who}: trained from scratch for this cache (key `{info['key']}`); a retrain is not "
-                         "bit-identical to a shipped base (torch.compile, precision; docs/experiments.md).")
+            continue
+        twin = next((r for f, r in shipped.records() if info.get("recipe") and r.get("key") == info["recipe"]), None)
+        line = f"- {who}: trained from scratch here (key `{info['key']}`)"
+        if twin is None:
+            lines.append(line + "; no shipped base has its recipe.")
+            continue
+        same_set = {k: v for k, v in twin["eval"]["spec"].items() if k != "precision"} == \
+            {k: v for k, v in asdict(eval_spec(cfg)).items() if k != "precision"}
+        if design is None or not same_set or not cfg.stages[info["name"]].eval:
+            lines.append(line + f"; it is not bit-identical to the shipped base `{twin['stage']}` of the same recipe "
+                         "(torch.compile, precision; docs/experiments.md), compare their eval tables.")
+            continue
+        diffs = []
+        for row in twin["eval"]["rows"]:
+            vals = list(design.per_problem(info["name"], "process_pass@1", row["split"], base=info.get("base", 0)).values())
+            if vals and "process_pass@1" in row:
+                diffs.append(f"{row['split']} pass@1 {np.mean(vals):.3f} vs {row['process_pass@1']:.3f}")
+        lines.append(line + "; against the shipped base of the same recipe (a retrain is not bit-identical: "
+                     "torch.compile, precision): " + ", ".join(diffs) + " (here vs shipped, design eval set).")
     return ["Where the bases come from:", ""] + lines + [""] if lines else []
 
 
@@ -286,7 +306,7 @@ def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval
         "1 (pretraining seed 0)"
     lines += [f"Command: `{command}`  ", f"Bases: {bases}; RL / mid-training seeds: {seeds}; total wall time "
               f"{duration(wall_s)} (stages reused from the cache count at their original cost below).", ""]
-    lines += base_source_lines(stage_infos)
+    lines += base_source_lines(cfg, stage_infos, evidence.get(DESIGN))
 
     counts = Counter(c["verdict"] for f in findings for c in f["claims"])
     sets = (f"headline verdicts on the held-out confirmation set (eval seed {cfg.confirmation_seed}, no problem in "

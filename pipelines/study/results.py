@@ -33,7 +33,8 @@ def read_run(folder: Path) -> dict:
     return {"folder": folder, "config": config, "command": command.group(1) if command else "?",
             "stages": [r for r in records if r["type"] == "stage"],
             "results": [r for r in records if r["type"] == "result"],
-            "findings": lead_findings([r for r in records if r["type"] == "finding"])}
+            "findings": lead_findings([r for r in records if r["type"] == "finding"]),
+            "design": {f["id"]: f for f in records if f["type"] == "finding" and f.get("eval") == "design"}}
 
 
 def lead_findings(findings: list[dict]) -> list[dict]:
@@ -59,12 +60,19 @@ def run_section(run: dict) -> list[str]:
     lines += [f"Run folder `{run['folder'].name}`, command `{run['command']}`; its stages took {trained:.1f} min "
               "to train in all (each at its original cost, cached or not; evaluation not included)."]
     lines += [f"Machine: {m}." for m in machines(run["stages"])] + [""]
-    lines += ["| finding | verdict | claims |", "|---|---|---|"]
+    held_out = any(f.get("eval") == "confirmation" for f in run["findings"])
+    sets = (f"Verdicts on the held-out confirmation set (eval seed {cfg.get('confirmation_seed')}); the design set's "
+            f"(eval seed {cfg.get('eval', {}).get('seed', 0)}) beside them." if held_out else
+            "Verdicts on the design eval set only (this run has no held-out confirmation set).")
+    lines += [sets, "", "| finding | verdict | design set | claims (difference [90 % CI], margin δ, MDE) |",
+              "|---|---|---|---|"]
     for f in run["findings"]:
+        design = run["design"].get(f["id"]) if held_out else None
         claims = "<br>".join(f"{VERDICT_MARK.get(c['verdict'], c['verdict'])}: {c['text']}" for c in f["claims"])
-        lines.append(f"| **{f['id']}** {f['text']} | {VERDICT_MARK.get(f['verdict'], f['verdict'])} | {claims} |")
+        lines.append(f"| **{f['id']}** {f['text']} | {VERDICT_MARK.get(f['verdict'], f['verdict'])} | "
+                     f"{VERDICT_MARK.get(design['verdict'], design['verdict']) if design else '–'} | {claims} |")
     if not run["findings"]:
-        lines.append("| – | – | this study tests no finding |")
+        lines.append("| – | – | – | this study tests no finding |")
     lines += ["", f"| model | split | ops | pass@1 | pass@{n} | outcome pass@1 |", "|---|---|---|---|---|---|"]
     for r in run["results"]:
         cells = [_cell(r, "process_pass@1"), _cell(r, f"process_pass@{n}"), _cell(r, "outcome_pass@1")]
