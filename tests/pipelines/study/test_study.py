@@ -409,3 +409,20 @@ def test_a_study_file_that_is_not_text_or_not_a_file_is_one_line(tmp_path, capsy
     err = capsys.readouterr().err.splitlines()
     assert err == [f"error: study {binary} is not a text file (not UTF-8)",
                    f"error: study '{tmp_path}' is a directory, not a study file"]
+
+
+@pytest.mark.slow
+def test_two_bases_give_a_table_per_base_and_a_combined_verdict(tmp_path):
+    argv = SMOKE + [f"out={tmp_path}", "bases=2", "stages.ttrl.eval=false"]
+    assert run_cli.main(argv) == 0
+    report = (tmp_path / "smoke-tiny" / "report.md").read_text()
+    across = report.split("## Across bases")[1].split("\n## ")[0]
+    assert "| finding | claim | base 0 | base 1 | between-base SD | combined |" in across
+    assert "| base | 0 |" in across and "| base | 1 |" in across  # each base's own pass@k per split
+    assert "shipped base `tiny-base-0`" in report and "base (base 1): trained from scratch here" in report
+    rows = [json.loads(l) for l in (tmp_path / "smoke-tiny" / "metrics.jsonl").read_text().splitlines()]
+    lead = [r for r in rows if r["type"] == "finding" and r["lead"]]
+    assert [r["eval"] for r in lead] == ["confirmation"]
+    assert len(lead[0]["claims"][0]["per_base"]) == 2
+    stages = [(r["name"], r["base"]) for r in rows if r["type"] == "stage"]
+    assert stages.count(("rl", 0)) == 1 and stages.count(("rl", 1)) == 1
