@@ -90,6 +90,23 @@ def install(folder: Path, final: Path) -> dict:
     return record
 
 
+def find_base(preset: str = "small", index: int = 0, root: Path = SHIPPED_DIR) -> tuple[Path, dict]:
+    """(folder, record) of shipped base `index` of a preset, or one line naming what is shipped."""
+    found = [(f, r) for f, r in records(root) if r.get("preset") == preset and r.get("seed") == index]
+    if not found:
+        have = sorted(f"{r.get('preset')}/{r.get('seed')}" for _, r in records(root))
+        raise CheckpointError(f"no shipped base {preset}/{index}; shipped: {', '.join(have) or 'none'}")
+    return found[0]
+
+
+def install_base(preset: str, index: int, final: Path, root: Path = SHIPPED_DIR) -> Path:
+    """Shipped base `index` of a preset written as a model directory at `final` (what a stage's init_from
+    names): e.g. to run RL from it in a notebook."""
+    folder, _ = find_base(preset, index, root)
+    install(folder, Path(final))
+    return Path(final)
+
+
 def load_base(preset: str = "small", index: int = 0, root: Path = SHIPPED_DIR):
     """(model, tokenizer, record) of shipped base `index` of a preset, for notebooks and scripts; the model
     is fp32 on the CPU, in eval mode."""
@@ -97,14 +114,9 @@ def load_base(preset: str = "small", index: int = 0, root: Path = SHIPPED_DIR):
 
     from pipelines.common.checkpoint import load_model
 
-    found = [(f, r) for f, r in records(root) if r.get("preset") == preset and r.get("seed") == index]
-    if not found:
-        have = sorted(f"{r.get('preset')}/{r.get('seed')}" for _, r in records(root))
-        raise CheckpointError(f"no shipped base {preset}/{index}; shipped: {', '.join(have) or 'none'}")
-    folder, record = found[0]
+    _, record = find_base(preset, index, root)
     with tempfile.TemporaryDirectory() as tmp:
-        install(folder, Path(tmp) / "final")
-        model, tokenizer, _ = load_model(Path(tmp) / "final")
+        model, tokenizer, _ = load_model(install_base(preset, index, Path(tmp) / "final", root))
     return model.eval(), tokenizer, record
 
 
