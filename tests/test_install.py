@@ -1,4 +1,4 @@
-"""A non-editable install (`pip install .`) ships the studies: they are found from any directory."""
+"""A non-editable install (`pip install .`) ships the studies and the bases: they are found from any directory."""
 import os
 import shutil
 import subprocess
@@ -25,12 +25,14 @@ def test_studies_are_found_from_an_installed_copy(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = ("import pipelines.study.load as s; print(s.STUDIES_DIR); print(','.join(s.available_studies())); "
-            "c = s.load_study(['study=rl_difficulty']); print(c.preset, len(c.stages))")
+            "c = s.load_study(['study=rl_difficulty']); print(c.preset, len(c.stages)); "
+            "import pipelines.study.shipped as b; print(b.SHIPPED_DIR); print(b.load_base('tiny', 0)[2]['preset'])")
     done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stderr[-2000:]
-    where, studies, loaded = done.stdout.split("\n")[:3]
+    where, studies, loaded, bases, tiny = done.stdout.split("\n")[:5]
     assert Path(where).is_relative_to(site)  # the installed copy's own studies, not the source tree's
+    assert Path(bases).is_relative_to(site) and tiny == "tiny"  # and its own shipped bases, loadable
     assert {"smoke", "rl_difficulty", "ttrl"} <= set(studies.split(","))
     assert loaded.startswith("small ")
     # a study file given by path still works from the installed copy
