@@ -244,7 +244,8 @@ def base_source_lines(cfg: StudyConfig, stage_infos: list[dict], design: Evidenc
             sh = info["shipped"]
             lines.append(f"- {who}: shipped base `{sh['name']}`, trained by {sh['trained_by']} (`{sh['command']}`).")
             continue
-        twin = next((r for f, r in shipped.records() if info.get("recipe") and r.get("key") == info["recipe"]), None)
+        folder, twin = next(((f, r) for f, r in shipped.records() if info.get("recipe") and r.get("key") == info["recipe"]),
+                            (None, None))
         line = f"- {who}: trained from scratch here (key `{info['key']}`)"
         if twin is None:
             lines.append(line + "; no shipped base has its recipe.")
@@ -252,7 +253,7 @@ def base_source_lines(cfg: StudyConfig, stage_infos: list[dict], design: Evidenc
         same_set = {k: v for k, v in twin["eval"]["spec"].items() if k != "precision"} == \
             {k: v for k, v in asdict(eval_spec(cfg)).items() if k != "precision"}
         if design is None or not same_set or not cfg.stages[info["name"]].eval:
-            lines.append(line + f"; it is not bit-identical to the shipped base `{twin['stage']}` of the same recipe "
+            lines.append(line + f"; it is not bit-identical to the shipped base `{folder.name}` of the same recipe "
                          "(torch.compile, precision; docs/experiments.md), compare their eval tables.")
             continue
         diffs = []
@@ -260,7 +261,7 @@ def base_source_lines(cfg: StudyConfig, stage_infos: list[dict], design: Evidenc
             vals = list(design.per_problem(info["name"], "process_pass@1", row["split"], base=info.get("base", 0)).values())
             if vals and "process_pass@1" in row:
                 diffs.append(f"{row['split']} pass@1 {np.mean(vals):.3f} vs {row['process_pass@1']:.3f}")
-        lines.append(line + "; against the shipped base of the same recipe (a retrain is not bit-identical: "
+        lines.append(line + f"; against the shipped base `{folder.name}` of the same recipe (a retrain is not bit-identical: "
                      "torch.compile, precision): " + ", ".join(diffs) + " (here vs shipped, design eval set).")
     return ["Where the bases come from:", ""] + lines + [""] if lines else []
 

@@ -233,6 +233,9 @@ def test_force_reruns_and_reproduces(tmp_path):
     assert run_cli.main(argv + ["force=true"]) == 0
     assert all(p.stat().st_mtime_ns != t for p, t in before.items())  # retrained
     assert _report_numbers(tmp_path / "smoke-tiny") == first  # same seed, same numbers
+    # a retrained base is set against the shipped base of its recipe, on the same eval set
+    report = (tmp_path / "smoke-tiny" / "report.md").read_text()
+    assert "trained from scratch here" in report and "against the shipped base `tiny-base-0`" in report
 
 
 def test_a_study_preset_edits_one_stage_and_keeps_the_rest():
