@@ -429,3 +429,15 @@ def test_two_bases_give_a_table_per_base_and_a_combined_verdict(tmp_path):
     assert len(lead[0]["claims"][0]["per_base"]) == 2
     stages = [(r["name"], r["base"]) for r in rows if r["type"] == "stage"]
     assert stages.count(("rl", 0)) == 1 and stages.count(("rl", 1)) == 1
+
+
+def test_the_report_names_each_departure_from_the_papers_protocol():
+    from pipelines.study.report import protocol_line
+
+    assert protocol_line(load_study(["study=rl_difficulty"])).startswith("Protocol: the CMU study's (outcome reward")
+    line = protocol_line(load_study(["study=rl_difficulty", "rl.reward.kind=strict", "rl.kl_coef=0",
+                                     "rl.skip_zero_variance=true", "eval.temperature=1.0"]))
+    for departure in ("RL reward strict", "KL coefficient 0", "groups with equal rewards dropped", "eval at T = 1"):
+        assert departure in line
+    edge_only = load_study(["study=midtrain_vs_rl", "midtrain.mixture.ops={6-7: 1.0}"])
+    assert "mid-training without ID data" in protocol_line(edge_only)
