@@ -59,7 +59,12 @@ def run_section(run: dict) -> list[str]:
     trained = sum(float(st.get("wall_s", 0.0)) for st in run["stages"]) / 60
     lines += [f"Run folder `{run['folder'].name}`, command `{run['command']}`; its stages took {trained:.1f} min "
               "to train in all (each at its original cost, cached or not; evaluation not included)."]
-    lines += [f"Machine: {m}." for m in machines(run["stages"])] + [""]
+    lines += [f"Machine: {m}." for m in machines(run["stages"])]
+    rl, ev = cfg.get("rl", {}), cfg.get("eval", {})
+    lines += [f"Protocol: RL reward {rl.get('reward', {}).get('kind', '?')} (stages may set their own), KL "
+              f"{rl.get('kl_coef', 0):g}, flat groups {'dropped' if rl.get('skip_zero_variance') else 'kept'}, eval at "
+              f"T = {ev.get('temperature', 1.0):g}; {cfg.get('bases', 1)} base(s)."]
+    lines += [""]
     held_out = any(f.get("eval") == "confirmation" for f in run["findings"])
     sets = (f"Verdicts on the held-out confirmation set (eval seed {cfg.get('confirmation_seed')}); the design set's "
             f"(eval seed {cfg.get('eval', {}).get('seed', 0)}) beside them." if held_out else
