@@ -46,11 +46,11 @@ def records(root: Path = SHIPPED_DIR) -> list[tuple[Path, dict]]:
 def lookup(key: str, preset: str, stage: str, seed: int, root: Path = SHIPPED_DIR) -> tuple[Path | None, str]:
     """The shipped base with this recipe key, or None and why not (a line for the console, '' when no base
     was ever shipped for this stage)."""
-    for folder, record in records(root):
+    shipped = records(root)
+    for folder, record in shipped:
         if record.get("key") == key:
             return folder, ""
-    stale = [folder.name for folder, r in records(root)
-             if (r.get("preset"), r.get("stage"), r.get("seed")) == (preset, stage, seed)]
+    stale = [folder.name for folder, r in shipped if (r.get("preset"), r.get("stage"), r.get("seed")) == (preset, stage, seed)]
     if stale:
         return None, (f"shipped base {stale[0]} is not used: it was made by another recipe (its key is not {key}; "
                       "the pretraining config or the code changed since), so this base is trained from scratch")
