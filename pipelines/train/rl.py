@@ -92,6 +92,17 @@ class GRPOModule(pl.LightningModule):
     def ref(self) -> GPT | None:
         return self._ref[0] if self._ref else None
 
+    # For callbacks passed to run_rl_stage (e.g. a notebook evaluating the policy along RL):
+    @property
+    def policy(self) -> GPT:
+        """The model being trained."""
+        return self.model
+
+    @property
+    def steps_done(self) -> int:
+        """RL steps finished so far (after a step's optimizer update, in on_train_batch_end)."""
+        return int(self.state["step"])
+
     def configure_optimizers(self):
         c = self.cfg
         return adamw(self.model, c.lr, (c.beta1, c.beta2), c.weight_decay)
@@ -392,7 +403,9 @@ def plan_steps(cfg: RLStageConfig) -> int:
 
 
 def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
-    """Train (or resume, or skip if finished) one RL stage; returns its final/ model directory."""
+    """Train (or resume, or skip if finished) one RL stage; returns its final/ model directory. `callbacks`:
+    extra Lightning callbacks; their hooks get the GRPOModule, whose `policy` is the model being trained and
+    `steps_done` the RL steps finished (labs/03 evaluates the policy along RL this way)."""
     out = Path(out)
     if done := finished(out):
         return done
