@@ -434,7 +434,9 @@ def test_two_bases_give_a_table_per_base_and_a_combined_verdict(tmp_path):
 def test_the_report_names_each_departure_from_the_papers_protocol():
     from pipelines.study.report import protocol_line
 
-    assert protocol_line(load_study(["study=rl_difficulty"])).startswith("Protocol: the CMU study's (outcome reward")
+    assert protocol_line(load_study(["study=rl_difficulty", "preset=tiny"])).startswith("Protocol: the CMU study's (outcome")
+    # the small preset's strict reward is a declared departure (mod 7 pays for guesses; presets/small.yaml)
+    assert "RL reward strict (paper §3/§5: outcome)" in protocol_line(load_study(["study=rl_difficulty"]))
     line = protocol_line(load_study(["study=rl_difficulty", "rl.reward.kind=strict", "rl.kl_coef=0",
                                      "rl.skip_zero_variance=true", "eval.temperature=1.0"]))
     for departure in ("RL reward strict", "KL coefficient 0", "groups with equal rewards dropped", "eval at T = 1"):
