@@ -18,7 +18,7 @@ HEADER = ("# Results\n\nWritten by `python -m pipelines.results` from the run fo
 def run_folders(roots: list[Path]) -> list[Path]:
     """Every finished run (a folder with metrics.jsonl and report.md) under the roots, by study and preset."""
     found = {p.parent for root in roots for p in Path(root).glob("*/metrics.jsonl") if (p.parent / "report.md").is_file()}
-    return sorted(found, key=lambda p: p.name)
+    return sorted(found, key=lambda p: (p.name, str(p)))  # the same study under two roots: a fixed order
 
 
 def read_run(folder: Path) -> dict:
@@ -101,8 +101,9 @@ def write_results(roots: list[Path], path: Path) -> list[dict]:
     from gsm_synth.atomic import write_atomic
 
     runs = [read_run(folder) for folder in run_folders(roots)]
-    lines = [HEADER, "| study | preset | verdicts |", "|---|---|---|"]
-    lines += [f"| `{r['config'].get('study')}` | {r['config'].get('preset')} | {verdict_line(r) or '–'} |" for r in runs]
+    lines = [HEADER, "| study | preset | RL reward | verdicts |", "|---|---|---|---|"]
+    lines += [f"| `{r['config'].get('study')}` | {r['config'].get('preset')} | "
+              f"{r['config'].get('rl', {}).get('reward', {}).get('kind', '?')} | {verdict_line(r) or '–'} |" for r in runs]
     lines.append("")
     for run in runs:
         lines += run_section(run)

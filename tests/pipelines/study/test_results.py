@@ -30,7 +30,7 @@ def test_the_page_carries_each_runs_verdicts_numbers_and_machine(tmp_path):
     page = tmp_path / "results.md"
     assert results_cli.main([f"runs={tmp_path / 'runs'},{tmp_path / 'other'}", f"file={page}"]) == 0
     text = page.read_text()
-    assert "| `rl_difficulty` | small | F1b ➖ |" in text and "| `ttrl` | small | F1b ✅ |" in text
+    assert "| `rl_difficulty` | small | ? | F1b ➖ |" in text and "| `ttrl` | small | ? | F1b ✅ |" in text  # runs without rl.reward: ?
     assert "difference +0.021 [-0.083, +0.146]" in text  # the claim's numbers, as the runner wrote them
     assert "| base | edge | 6-7 | 0.134 [0.100, 0.200] | 0.458 [0.300, 0.600] | – |" in text
     assert "Test CPU" in text and "no avx512_bf16" in text and "took 29.0 min to train" in text
