@@ -140,19 +140,31 @@ def fingerprint(model, tokenizer, spec) -> list[dict]:
 
 
 def export(final: Path, dest: Path, record: dict) -> Path:
-    """Write a trained model directory as a shipped base (bf16 safetensors + tokenizer + record)."""
+    """Write a trained model directory as a shipped base (bf16 safetensors + tokenizer + record), atomically:
+    into a temporary sibling first, renamed into place when complete."""
+    import shutil
+    import tempfile
+
     import torch
     from safetensors.torch import save_file
 
     from pipelines.common.checkpoint import load_model
 
     model, tokenizer, _ = load_model(final)
-    dest.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()
-             if not (model.config.tie_embeddings and k == TIED_HEAD)}
-    save_file(state, dest / WEIGHTS)
-    tokenizer.save(dest)
-    record = {**record, "model": {**model.config.__dict__},
-              "sha256": {name: sha256(dest / name) for name in (WEIGHTS, TOKENIZER)}}
-    write_atomic(dest / RECORD, json.dumps(record, indent=2, default=str) + "\n")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()
+                 if not (model.config.tie_embeddings and k == TIED_HEAD)}
+        save_file(state, tmp / WEIGHTS)
+        tokenizer.save(tmp)
+        record = {**record, "model": {**model.config.__dict__},
+                  "sha256": {name: sha256(tmp / name) for name in (WEIGHTS, TOKENIZER)}}
+        (tmp / RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.replace(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return dest
