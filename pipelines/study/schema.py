@@ -3,23 +3,15 @@ and where study files live. Plain Python: loading a study imports no torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from gsm_synth.options import ProblemStyle
 from pipelines.common.config import table
+from pipelines.common.paths import data_dir
 from pipelines.evaluation.spec import DEFAULT_BINS, EvalSpec
 from pipelines.train.config import LMStageConfig, RLStageConfig
 
-
-def _studies_dir() -> Path:
-    """studies/ of an installed copy (package data, pipelines/studies/) or of the source checkout."""
-    here = Path(__file__).resolve().parent.parent  # pipelines/
-    installed = here / "studies"
-    return installed if (installed / "defaults.yaml").is_file() else here.parent / "studies"
-
-
-STUDIES_DIR = _studies_dir()
+STUDIES_DIR = data_dir("studies", "defaults.yaml")  # an installed copy's, or the checkout's
 DEFAULT_PRESET = "small"  # a study's YAML may name its own (`preset: tiny` in smoke.yaml)
 PRESETS = ("tiny", "small", "paper")
 STAGE_KINDS = ("pretrain", "midtrain", "rl")

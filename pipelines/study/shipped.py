@@ -14,20 +14,14 @@ from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
 from pipelines.common.checkpoint import CheckpointError, sha256
+from pipelines.common.paths import data_dir
 
 WEIGHTS, RECORD, TOKENIZER = "model.safetensors", "record.json", "tokenizer.json"
 TIED_HEAD, TIED_TABLE = "lm_head.weight", "embed.weight"
 FINGERPRINT_PROBLEMS = 4  # per split: greedy (T = 0) fp32 completions, re-scored by the tests
 
 
-def _shipped_dir() -> Path:
-    """bases/ of an installed copy (pipelines/bases/) or of the source checkout."""
-    here = Path(__file__).resolve().parent.parent  # pipelines/
-    installed = here / "bases"
-    return installed if installed.is_dir() and any(installed.glob(f"*/{RECORD}")) else here.parent / "bases"
-
-
-SHIPPED_DIR = _shipped_dir()
+SHIPPED_DIR = data_dir("bases", f"*/{RECORD}")  # an installed copy's, or the checkout's
 
 
 def records(root: Path = SHIPPED_DIR) -> list[tuple[Path, dict]]:
