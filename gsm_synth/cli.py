@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .context import ContextError, get_context, list_contexts
+from .entry import error_line
 from .options import GeneratorOptions, options_of
 from .suggest import did_you_mean
 
@@ -189,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`... | head`): not an error
         raise
     except (UsageError, ContextError, ValueError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return error_line(e)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

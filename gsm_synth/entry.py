@@ -6,6 +6,12 @@ import os
 import sys
 
 
+def error_line(e: BaseException) -> int:
+    """A command's failure as one line on stderr (the exception's first line, or its type); exit code 2."""
+    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+    return 2
+
+
 def run(main) -> None:
     try:
         code = main()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from gsm_synth.atomic import ensure_dir
-from gsm_synth.entry import run
+from gsm_synth.entry import error_line, run
 from pipelines.common.config import parse_dotlist
 from pipelines.evaluation.metrics import metric_key
 from pipelines.evaluation.spec import EvalSpec, check_spec
@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise
     except (ValueError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return error_line(e)
     print(format_rows(results["rows"]))
     print(f"wrote {paths['rows']} and {paths['plot']}")
     return 0

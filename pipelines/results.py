@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gsm_synth.entry import run
+from gsm_synth.entry import error_line, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise
     except (ValueError, OSError) as e:  # ConfigError is a ValueError
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return error_line(e)
     if not runs:
         print(f"error: no finished study run (metrics.jsonl + report.md) under {args['runs']}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from gsm_synth.entry import run
+from gsm_synth.entry import error_line, run
 from pipelines.common.config import ConfigError, read_yaml
 from pipelines.study.load import available_studies, load_study, study_path
 
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise
     except (ConfigError, ValueError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return error_line(e)
     return 0
 
 

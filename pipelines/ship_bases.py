@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
-from gsm_synth.entry import run
+from gsm_synth.entry import error_line, run
 
 
 def ship(argv: list[str], dest: Path) -> list[Path]:
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise
     except (ConfigError, ValueError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return error_line(e)
     return 0
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 
 from gsm_synth.atomic import ensure_dir
+from gsm_synth.entry import error_line
 from pipelines.common.config import ConfigError, parse_dotlist, read_yaml, refuse_resolvers
 
 
@@ -54,8 +55,7 @@ def stage_main(schema, run, argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise
     except (ConfigError, ValueError, OSError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
+        return error_line(e)
     if is_rank_zero():
         print(f"model written to {final}")
     return 0
