@@ -55,15 +55,16 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_files(directory: Path, meta: dict) -> None:
-    """The recorded sha256 of each file (model directories written before checksums have none)."""
+def check_files(directory: Path, meta: dict, what: str = "checkpoint", where: str = f"recorded in {META}",
+                fix: str = RETRAIN) -> None:
+    """The recorded sha256 of each file (model directories written before checksums have none); a missing
+    or changed file is one line: '<what> <path> ... the sha256 <where> ...; <fix>'."""
     for name, recorded in (meta.get("sha256") or {}).items():
         path = directory / name
         if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} is missing; {RETRAIN}")
+            raise CheckpointError(f"{what} {path} is missing; {fix}")
         if sha256(path) != recorded:
-            raise CheckpointError(f"checkpoint {path} does not match the sha256 recorded in {META} "
-                                  f"(corrupted or replaced); {RETRAIN}")
+            raise CheckpointError(f"{what} {path} does not match the sha256 {where} (corrupted or replaced); {fix}")
 
 
 def load_meta(directory: str | Path) -> dict:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from gsm_synth.atomic import write_atomic
-from pipelines.common.checkpoint import CheckpointError, sha256
+from pipelines.common.checkpoint import CheckpointError, check_files, sha256
 from pipelines.common.paths import data_dir
 
 WEIGHTS, RECORD, TOKENIZER = "model.safetensors", "record.json", "tokenizer.json"
@@ -63,13 +63,7 @@ def install(folder: Path, final: Path) -> dict:
 
     record = json.loads((folder / RECORD).read_text())
     fix = f"restore it from git (git checkout -- {folder.name}) or run with base=scratch"
-    for name, recorded in record.get("sha256", {}).items():
-        path = folder / name
-        if not path.is_file():
-            raise CheckpointError(f"shipped base file {path} is missing; {fix}")
-        if sha256(path) != recorded:
-            raise CheckpointError(f"shipped base file {path} does not match the sha256 in its {RECORD} "
-                                  f"(corrupted or replaced); {fix}")
+    check_files(folder, record, what="shipped base file", where=f"in its {RECORD}", fix=fix)
     try:
         state = load_file(folder / WEIGHTS)
         model = GPT(GPTConfig(**record["model"]))
