@@ -236,6 +236,7 @@ def base_source_lines(cfg: StudyConfig, stage_infos: list[dict], design: Evidenc
     from pipelines.study import shipped
 
     lines = []
+    known = shipped.records()
     for info in stage_infos:
         if info["kind"] != "pretrain":
             continue
@@ -244,7 +245,7 @@ def base_source_lines(cfg: StudyConfig, stage_infos: list[dict], design: Evidenc
             sh = info["shipped"]
             lines.append(f"- {who}: shipped base `{sh['name']}`, trained by {sh['trained_by']} (`{sh['command']}`).")
             continue
-        folder, twin = next(((f, r) for f, r in shipped.records() if info.get("recipe") and r.get("key") == info["recipe"]),
+        folder, twin = next(((f, r) for f, r in known if info.get("recipe") and r.get("key") == info["recipe"]),
                             (None, None))
         line = f"- {who}: trained from scratch here (key `{info['key']}`)"
         if twin is None:
