@@ -15,12 +15,16 @@ from pipelines.evaluation.metrics import metric_key
 STYLES = {"outcome": "-", "process": "--"}
 
 
-def _figure(n_panels: int, width: float = 4.2, height: float = 3.4):
+def _figure(n_panels: int, width: float = 4.2, height: float = 3.4, columns: int | None = None):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * n_panels, height), layout="constrained")
-    axes = fig.subplots(1, n_panels, squeeze=False)[0]
-    return fig, list(axes)
+    columns = min(columns or n_panels, n_panels)
+    rows = -(-n_panels // columns)
+    fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    axes = list(fig.subplots(rows, columns, squeeze=False).flat)
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
 
 
 def _draw(ax, row: dict, color, label: str, flavours=tuple(STYLES)) -> None:
@@ -95,18 +99,21 @@ def _colors(n: int) -> list:
     return [cmap(i % 10) for i in range(n)]
 
 
-def plot_lines(panels: dict[str, dict[str, tuple[list, list]]], path, xlabel: str, ylabel: str,
-               ylim: tuple[float, float] | None = (-0.02, 1.02)) -> Path:
-    """Generic line panels: panel title -> {label: (xs, ys)} (RL curves by step, a metric by op)."""
+def plot_lines(panels: dict[str, dict[str, tuple]], path, xlabel: str, ylabel: str,
+               ylim: tuple[float, float] | None = (-0.02, 1.02), columns: int | None = None) -> Path:
+    """Generic line panels: panel title -> {label: (xs, ys)} (RL curves by step, a metric by op), or
+    {label: (xs, ys, lo, hi)} to shade a CI band; `columns` wraps the panels into rows."""
     if not panels:
         raise ValueError("nothing to plot")
-    fig, axes = _figure(len(panels))
+    fig, axes = _figure(len(panels), columns=columns)
     labels = list(dict.fromkeys(label for series in panels.values() for label in series))
     colors = dict(zip(labels, _colors(len(labels))))
     for ax, (title, series) in zip(axes, panels.items()):
-        for label, (xs, ys) in series.items():
+        for label, (xs, ys, *band) in series.items():
             ax.plot(xs, ys, "-", color=colors[label], marker="o" if len(xs) <= 24 else None, markersize=3,
                     label=label)
+            if band:
+                ax.fill_between(xs, band[0], band[1], color=colors[label], alpha=0.15, linewidth=0)
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

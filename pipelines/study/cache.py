@@ -41,7 +41,8 @@ def digest(payload) -> str:
 
 # Options added after CODE_VERSION 1 enter the key only when set away from their "off" value, so adding
 # an option does not invalidate every cached stage.
-KEY_ONLY_WHEN_SET = {("mixture", "eval_set"): 0, ("mixture", "eval_seed"): 0}
+# (section None: a top-level field of the stage's config)
+KEY_ONLY_WHEN_SET = {("mixture", "eval_set"): 0, ("mixture", "eval_seed"): 0, (None, "snapshots"): []}
 # Bumped when what an option does changes, so stages cached under the old meaning are not reused
 # (eval_set 2: seeded visiting order per pass instead of index order).
 OPTION_REVISIONS = {("mixture", "eval_set"): 2}
@@ -50,7 +51,10 @@ OPTION_REVISIONS = {("mixture", "eval_set"): 2}
 def stage_key(kind: str, config, upstream: str | None) -> str:
     fields = {k: v for k, v in asdict(config).items() if k not in NOT_IN_KEY}
     for (section, name), off in KEY_ONLY_WHEN_SET.items():
-        if isinstance(fields.get(section), dict) and fields[section].get(name, off) == off:
+        if section is None:
+            if fields.get(name, off) == off:
+                fields.pop(name, None)
+        elif isinstance(fields.get(section), dict) and fields[section].get(name, off) == off:
             fields[section] = {k: v for k, v in fields[section].items() if k != name}
     for (section, name), revision in OPTION_REVISIONS.items():
         if isinstance(fields.get(section), dict) and name in fields[section]:
@@ -236,9 +240,11 @@ def launch(run: StageRun) -> Path:
     return run.final
 
 
-def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tuple[Path, dict]:
-    """Evaluate a stage's final model on the study's splits (cached like a stage), at the precision
-    resolved for this machine (part of the eval key)."""
+def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool, model_dir: Path | None = None,
+             model_key: str | None = None) -> tuple[Path, dict]:
+    """Evaluate a stage's final model (or another model it wrote, `model_dir` under the key `model_key`: a
+    snapshot along RL) on the study's splits, cached like a stage, at the precision resolved for this
+    machine (part of the eval key). The evaluation is written beside the model it scores."""
     import torch
 
     from models import GPT
@@ -246,17 +252,18 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
     from pipelines.common.checkpoint import load_model, model_config_of
 
     device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
+    model_dir, model_key = Path(model_dir or run.final), model_key or run.key
     with torch.device("meta"):  # the precision is decided from the shape: a cached evaluation loads nothing
-        shape = GPT(model_config_of(run.final))
+        shape = GPT(model_config_of(model_dir))
     spec, choice = resolve_eval_precision(shape, spec, device, memory=run.dir.parent / SPEED_MEMORY)
-    out = run.dir / f"eval-{eval_key(spec, run.key)}"
+    out = model_dir.parent / f"eval-{eval_key(spec, model_key)}"
     done = out / "done.json"
     if force and out.exists():
         shutil.rmtree(out)
     if done.is_file():
         return out, {**read_record(done, f"rerun with force=true to evaluate stage {run.name} again"), "cached": True}
     started = time.time()
-    model, tokenizer, _ = load_model(run.final, device=device)
+    model, tokenizer, _ = load_model(model_dir, device=device)
     results = evaluate(model, tokenizer, spec, progress=progress)
     write_results(results, out)
     tokens = sum(r["tokens"] for r in results["problems"])
@@ -265,6 +272,39 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool) -> tupl
             "precision": spec.precision, "precision_reason": choice.reason, "machine": machine_info(device)}
     write_atomic(done, json.dumps(info, indent=2) + "\n")
     return out, {**info, "cached": False}
+
+
+@dataclass
+class Point:
+    """A model on an RL stage's curve: the starting model (step 0), a snapshot, or the final model."""
+    step: int
+    owner: StageRun  # the stage that wrote the model (the upstream stage for step 0)
+    model_dir: Path
+    key: str  # the model's key, for its evaluations' keys
+    samples: int
+    flops: float
+
+
+def points_along(run: StageRun, upstream: StageRun, info: dict) -> list[Point]:
+    """The points of a finished RL stage's curve, in RL order. Samples and FLOPs are RL's own (the
+    snapshot's record), not the upstream stages'."""
+    from pipelines.common.checkpoint import load_meta
+    from pipelines.train.skeleton import snapshot_dir
+
+    summary = info.get("summary", {})
+    total = int(summary.get("steps", 0))
+    points = [Point(0, upstream, upstream.final, upstream.key, 0, 0.0)]
+    for step in run.config.snapshots:
+        if step >= total:  # a FLOPs budget that ran out first
+            continue
+        where = snapshot_dir(run.dir, step)
+        if not (where / META).is_file():
+            raise CheckpointError(f"{where} is missing: stage {run.name} finished without its snapshot at step {step}; "
+                                  f"rerun with force=true to retrain it")
+        s = load_meta(where).get("summary", {})
+        points.append(Point(step, run, where, f"{run.key}@{step}", int(s.get("samples", 0)), float(s.get("flops", 0.0))))
+    points.append(Point(total, run, run.final, run.key, int(summary.get("samples", 0)), float(summary.get("flops", 0.0))))
+    return points
 
 
 def describe(run: StageRun, info: dict, what: str = "") -> str:

@@ -23,6 +23,7 @@ from pipelines.common.mixture import union_ops
 from pipelines.evaluation.spec import EVAL_PRECISIONS, EvalSpec, check_spec
 from pipelines.study.schema import (BASE_SOURCES, BASES_RULES, CLAIM_KINDS, DEFAULT_PRESET, PLOT_KINDS, PRESETS, RL_RATES, STAGE_KINDS, STUDIES_DIR,
                                     StudyConfig)
+from pipelines.train.config import planned_steps
 
 
 # ${mul:0.8,${vars.budget}}: a share of a budget, so a study can split one compute budget between stages
@@ -143,15 +144,19 @@ def check_study(cfg: StudyConfig) -> None:
         if missing:
             raise ConfigError(f"stages.{name} runs for seed {missing[0]} but its upstream '{node.after}' does not "
                               f"(make '{node.after}' shared or raise its n_seeds)")
+    check_along(cfg)
     models = set(cfg.stages)
     for finding in cfg.findings:
         for claim in finding.claims:
             where = f"finding {finding.id}"
             if claim.kind not in CLAIM_KINDS:
                 raise ConfigError(f"{where}: claim kind must be one of {', '.join(CLAIM_KINDS)} (got '{claim.kind}')")
-            for ref in [claim.model] + ([claim.vs] if claim.vs else []):
-                if ref not in models:
-                    raise ConfigError(f"{where}: no stage named '{ref}'")
+            refs = [claim.model] + ([claim.vs] if claim.vs else [])
+            for ref in refs:
+                check_ref(cfg, ref, where)
+            if len({"@" in ref for ref in refs}) > 1:
+                raise ConfigError(f"{where}: a point along RL ({' vs '.join(refs)}) is compared with another point "
+                                  "(<stage>@0 is the stage's starting model): both are evaluated with along_rl's spec")
             if claim.kind in ("greater", "same", "not_greater") and not (claim.vs or claim.vs_metric):
                 raise ConfigError(f"{where}: a '{claim.kind}' claim needs vs=<stage>")
             if claim.kind in ("below", "above") and claim.value is None:
@@ -170,6 +175,83 @@ def check_study(cfg: StudyConfig) -> None:
         for ref in plot.models:
             if ref not in models:
                 raise ConfigError(f"plot '{plot.title or plot.kind}': no stage named '{ref}'")
+
+
+def check_along(cfg: StudyConfig) -> None:
+    a = cfg.along_rl
+    if not a.on:
+        if a.stages or a.problems_per_bin is not None or a.n_samples is not None:
+            raise ConfigError("along_rl: set along_rl.every or along_rl.steps (the RL steps to evaluate at)")
+        return
+    if a.metric not in ("process", "outcome"):
+        raise ConfigError(f"along_rl.metric must be process or outcome (got '{a.metric}')")
+    if a.every is not None and a.steps:
+        raise ConfigError("along_rl: set every or steps, not both")
+    if a.every is not None and a.every < 1:
+        raise ConfigError(f"along_rl.every must be >= 1 (got {a.every})")
+    if any(s < 1 for s in a.steps) or list(a.steps) != sorted(set(a.steps)):
+        raise ConfigError(f"along_rl.steps must be increasing RL steps >= 1 (got {list(a.steps)})")
+    if a.problems_per_bin is not None and a.problems_per_bin < 1:
+        raise ConfigError(f"along_rl.problems_per_bin must be >= 1 (got {a.problems_per_bin})")
+    if a.n_samples is not None and a.n_samples <= cfg.k:
+        raise ConfigError(f"along_rl.n_samples must be above k={cfg.k} (got {a.n_samples}): pass@k needs n > k")
+    for name in a.stages:
+        if name not in cfg.stages or cfg.stages[name].kind != "rl":
+            rl = [n for n, node in cfg.stages.items() if node.kind == "rl"]
+            raise ConfigError(f"along_rl.stages: '{name}' is not an RL stage{did_you_mean(name, rl)}")
+    for name in along_stages(cfg):
+        along_points(cfg, name)  # a schedule the budget cannot follow fails here
+
+
+def along_stages(cfg: StudyConfig) -> list[str]:
+    """The RL stages followed along RL (none when along_rl is off)."""
+    if not cfg.along_rl.on:
+        return []
+    return list(cfg.along_rl.stages) or [n for n, node in cfg.stages.items() if node.kind == "rl" and node.eval]
+
+
+def snapshot_steps(cfg: StudyConfig, name: str, config) -> list[int]:
+    """The RL steps before the last at which stage `name` keeps its policy. A listed step at or past the
+    budget's last step is left out: the final model is the last point."""
+    a, total = cfg.along_rl, planned_steps(config)
+    if a.every is not None:
+        if total is None:
+            raise ConfigError(f"along_rl.every needs a step or sample budget, but stage {name} has budget_flops; "
+                              "list the steps instead (along_rl.steps=[...])")
+        return list(range(a.every, total, a.every))
+    return [s for s in a.steps if total is None or s < total]
+
+
+def along_points(cfg: StudyConfig, name: str) -> list[int]:
+    """RL steps of stage `name` that are points of its curve: 0 (the starting model), each snapshot, and
+    the last step when the budget fixes it (a FLOPs budget's is known once the stage has run)."""
+    config = stage_config(cfg, name, cfg.seeds[0])
+    total = planned_steps(config)
+    return [0, *config.snapshots] + ([total] if total is not None else [])
+
+
+def split_point(ref: str) -> tuple[str, int | None]:
+    """'rl_edge@120' -> ('rl_edge', 120); a plain stage name -> (name, None)."""
+    if "@" not in ref:
+        return ref, None
+    name, step = ref.split("@", 1)
+    return name, int(step) if step.isdigit() else -1
+
+
+def check_ref(cfg: StudyConfig, ref: str, where: str) -> None:
+    """A model a claim or plot names: a stage, or a point along RL (<stage>@<step>)."""
+    name, step = split_point(ref)
+    if name not in cfg.stages:
+        raise ConfigError(f"{where}: no stage named '{name}'{did_you_mean(name, cfg.stages)}")
+    if step is None:
+        return
+    if name not in along_stages(cfg):
+        raise ConfigError(f"{where}: '{ref}' names a point along RL, but stage {name} is not followed "
+                          "(set along_rl.every or along_rl.steps, and along_rl.stages if it is not evaluated)")
+    points = along_points(cfg, name)
+    if step not in points:
+        raise ConfigError(f"{where}: '{ref}' is not a point of stage {name} (its points: "
+                          f"{', '.join(str(p) for p in points)})")
 
 
 def serves_all_seeds(node) -> bool:
@@ -226,6 +308,8 @@ def stage_config(cfg: StudyConfig, name: str, seed: int):
                               "use the stage's ops: shorthand or a literal range")
     if stage.mixture.eval_set:
         check_eval_set(cfg, name, node.kind, stage.mixture)
+    if name in along_stages(cfg):
+        stage = replace(stage, snapshots=snapshot_steps(cfg, name, stage))
     return replace(stage, seed=seed)
 
 
@@ -266,6 +350,17 @@ def eval_specs(cfg: StudyConfig) -> dict[str, EvalSpec]:
     if cfg.confirmation_seed is None:
         return {DESIGN: design}
     return {DESIGN: design, CONFIRMATION: replace(design, seed=cfg.confirmation_seed, avoid_seed=design.seed)}
+
+
+def along_specs(cfg: StudyConfig) -> dict[str, EvalSpec]:
+    """The eval sets every point along RL is evaluated on, at along_rl's size: every set when a claim names a
+    point (claims are judged on each set), else only the headline set the report's curves are drawn from."""
+    a = cfg.along_rl
+    specs = eval_specs(cfg)
+    if not any("@" in ref for f in cfg.findings for c in f.claims for ref in (c.model, c.vs or "")):
+        specs = dict([list(specs.items())[-1]])  # the confirmation set where there is one
+    return {which: replace(spec, problems_per_bin=a.problems_per_bin or spec.problems_per_bin,
+                           n_samples=a.n_samples or spec.n_samples) for which, spec in specs.items()}
 
 
 DESIGN, CONFIRMATION = "design", "confirmation"

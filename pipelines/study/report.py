@@ -10,6 +10,7 @@ import numpy as np
 
 from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import parse_ops
+from pipelines.study.along import FIGURE as ALONG_FIGURE, along_lines, along_rows, draw_along
 from pipelines.study.claims import MARGINS, Evidence, check_finding
 from pipelines.study.judge import VERDICTS
 from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
@@ -281,9 +282,10 @@ def finding_lines(f: dict, design: dict | None) -> list[str]:
 
 
 def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval_infos: dict, run_dir: Path,
-                 command: str, wall_s: float, machine: dict | None = None) -> dict:
-    """report.md, plots, metrics.jsonl; returns {'findings': [...], 'rows': [...]}. evidence and eval_infos
-    map each eval set ('design', 'confirmation') to its Evidence and to its evaluations' records."""
+                 command: str, wall_s: float, machine: dict | None = None, along: list[dict] = ()) -> dict:
+    """report.md, plots, metrics.jsonl; returns {'findings': [...], 'rows': [...], 'along': [...]}. evidence
+    and eval_infos map each eval set ('design', 'confirmation') to its Evidence and to its evaluations'
+    records; `along`: one record per point along RL and eval set (pipelines/study/runner.py)."""
     run_dir = Path(run_dir)
     lead = headline(evidence)
     ev = evidence[lead]
@@ -293,6 +295,9 @@ def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval
     findings = judged[lead]
     design = judged[DESIGN] if lead != DESIGN else [None] * len(findings)
     plots_drawn = draw_plots(cfg, ev, run_dir)
+    along_table = along_rows(cfg, ev, list(along), lead) if along else []
+    if along_table and draw_along(cfg, along_table, run_dir / ALONG_FIGURE):
+        plots_drawn.append(("pass@1 and pass@k along RL, against RL samples (95 % CI bands)", ALONG_FIGURE))
     n = cfg.eval.n_samples
     lines = [f"# Study `{cfg.study}` — preset `{cfg.preset}`", ""]
     if cfg.description:
@@ -372,11 +377,14 @@ def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval
         lines.append(f"| {r['label']} | {r['split']} | {r['ops']} | " + " | ".join(
             _fmt(r, k) for k in metric_table_keys(cfg.k) + ["errors:dependency_mismatch", "errors:missing_parameter"]) + " |")
     lines += [""]
+    if along_table:
+        lines += along_lines(cfg, ev, along_table, [r for r in along if r["eval"] == lead], lead)
     if plots_drawn:
         lines += ["## Plots", ""] + [f"**{title}**\n\n![{title}]({name})\n" for title, name in plots_drawn]
     write_atomic(run_dir / "report.md", "\n".join(lines) + "\n")
     records = [{"type": "stage", **{k: v for k, v in i.items() if k != "config"}} for i in stage_infos]
     records += [{"type": "result", **r} for r in rows]
     records += [{"type": "finding", "eval": which, "lead": which == lead, **f} for which, fs in judged.items() for f in fs]
+    records += [{"type": "along_rl", **r} for r in along_table]
     write_jsonl(records, run_dir / "metrics.jsonl", default=str)
-    return {"findings": findings, "rows": rows}
+    return {"findings": findings, "rows": rows, "along": along_table}

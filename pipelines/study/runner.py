@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gsm_synth.atomic import ensure_dir, write_atomic
 from pipelines.common.config import to_yaml
-from pipelines.study.load import eval_specs
+from pipelines.study.load import along_specs, along_stages, eval_specs
 from pipelines.study.schema import StudyConfig
 
 
@@ -16,7 +16,7 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     """Run (or resume) every stage, evaluate, and write the report; returns the run folder."""
     # torch, Lightning and matplotlib load here, once the study's config is known to be good
     from models.machine import configure_threads, describe_machine, machine_info
-    from pipelines.study.cache import describe, log, plan, run_eval, run_stage
+    from pipelines.study.cache import describe, eval_key, log, plan, points_along, run_eval, run_stage
     from pipelines.study.claims import Evidence, read_problems, read_rl_log
     from pipelines.study.report import write_report
 
@@ -35,6 +35,8 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     eval_infos: dict[str, dict] = {which: {} for which in specs}
     problems: dict[str, dict] = {which: {} for which in specs}
     rl_logs: dict = {}
+    along: list[dict] = []  # one record per point along RL and eval set
+    followed = set(along_stages(cfg))
     for i, run in enumerate(runs, 1):
         speed = "; ".join(f"{what} {choice}" for what, choice in run.speed.items()) or "shipped weights"
         log(f"stage {i}/{len(runs)}: {run.name} (base {run.base}, seed {run.seed}, {run.kind} on "
@@ -46,10 +48,23 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
         log(describe(run, info))
         if run.kind == "rl":
             rl_logs[(run.name, run.base, run.seed)] = read_rl_log(run.dir)
+        if run.name in followed:
+            upstream = next(r for r in runs if str(r.final) == run.config.init_from)
+            for point in points_along(run, upstream, info):
+                for which, spec in along_specs(cfg).items():
+                    tag = eval_key(spec, point.key)  # the final eval's tag when the specs agree: forced once
+                    out, ev_info = run_eval(point.owner, spec, cfg.progress, cfg.force and tag not in forced,
+                                            point.model_dir, point.key)
+                    forced.add(tag)
+                    problems[which][(f"{run.name}@{point.step}", run.base, run.seed)] = read_problems(out)
+                    along.append({"stage": run.name, "base": run.base, "seed": run.seed, "step": point.step,
+                                  "samples": point.samples, "flops": point.flops, "eval": which,
+                                  "wall_s": ev_info.get("wall_s", 0.0), "cached": ev_info.get("cached", False)})
+                    log(describe(run, ev_info, what=f"eval at RL step {point.step} ({which} set, along RL)"))
         if not cfg.stages[run.name].eval:
             continue
         for which, spec in specs.items():
-            tag = f"{run.key}:eval:{which}"
+            tag = eval_key(spec, run.key)
             out, ev_info = run_eval(run, spec, cfg.progress, force=cfg.force and tag not in forced)
             forced.add(tag)
             eval_infos[which][(run.name, run.base, run.seed)] = ev_info
@@ -57,7 +72,8 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
             log(describe(run, ev_info, what=f"eval ({which} set, seed {spec.seed})"))
     evidence = {which: Evidence(problems[which], rl_logs, list(cfg.seeds), dict(cfg.splits), cfg.bases, cfg.bases_rule)
                 for which in specs}
-    result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started, machine)
+    result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started, machine,
+                          along)
     for f in result["findings"]:
         log(f"{f['id']}: {f['verdict']}")
     log(f"report: {run_dir / 'report.md'}")

@@ -83,6 +83,23 @@ class PlotSpec:
 
 
 @dataclass
+class AlongRL:
+    """pass@k along RL: each RL stage keeps its policy at these RL steps and every point of the curve (the
+    starting model as step 0, each snapshot, the final model) is evaluated on the study's eval sets with
+    this spec. Claims and plots name a point as <stage>@<step>. Off unless `every` or `steps` is set."""
+    every: Optional[int] = None  # a snapshot every this many RL steps (needs a step or sample budget)
+    steps: list[int] = field(default_factory=list)  # or these RL steps
+    stages: list[str] = field(default_factory=list)  # the RL stages to follow (default: every evaluated one)
+    problems_per_bin: Optional[int] = None  # fewer problems than the final evaluation's (default: the same)
+    n_samples: Optional[int] = None  # fewer samples per problem (default: the same; must stay above k)
+    metric: str = "process"  # the pass@1 / pass@k drawn: process (verified steps) | outcome (answer only)
+
+    @property
+    def on(self) -> bool:
+        return self.every is not None or bool(self.steps)
+
+
+@dataclass
 class StudyConfig:
     study: str = "smoke"
     preset: str = "small"
@@ -105,5 +122,6 @@ class StudyConfig:
     rl: RLStageConfig = field(default_factory=RLStageConfig)
     eval: EvalSpec = field(default_factory=EvalSpec)
     stages: dict[str, StageNode] = field(default_factory=dict)
+    along_rl: AlongRL = field(default_factory=AlongRL)
     findings: list[Finding] = field(default_factory=list)
     plots: list[PlotSpec] = field(default_factory=list)

@@ -2,6 +2,7 @@
 (RLStageConfig). Precedence: dataclass defaults < YAML < command line (pipelines.common.config)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -87,4 +88,21 @@ class RLStageConfig:
     devices: int = 1
     strategy: str = "auto"
     checkpoint_every: int = 10  # RL steps
+    # RL steps after which the policy is kept as a model (snapshots/step-<N>/), for pass@k along RL
+    snapshots: list[int] = field(default_factory=list)
     seed: int = 0
+
+
+def default_group_size(reward_kind: str) -> int:
+    """n samples trained per prompt when group_size is not set: 8, or 32 for ttrl (as TTRL's 64 / 32)."""
+    return 32 if reward_kind == "ttrl" else 8
+
+
+def planned_steps(cfg: RLStageConfig) -> Optional[int]:
+    """RL steps a step or sample budget allows; None for a FLOPs budget (checked as it is spent)."""
+    if cfg.budget_flops is not None:
+        return None
+    if cfg.budget_samples is not None:
+        group = cfg.group_size or default_group_size(cfg.reward.kind)
+        return max(1, math.ceil(cfg.budget_samples / (cfg.prompts_per_step * group * cfg.devices)))
+    return int(cfg.budget_steps)

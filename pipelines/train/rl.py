@@ -54,10 +54,10 @@ from models.speed import resolve_precision
 from . import rewards as R
 from .grpo import (Batch, Rollout, UpdateStats, build_batch, derive_seed, group_advantages, grpo_token_terms, token_logprobs,
                    token_mean, zero_variance)
-from pipelines.common.checkpoint import load_model
+from pipelines.common.checkpoint import load_model, save_model
 from .cli import announce, how_it_ran
-from .skeleton import CKPT, LAST, adamw, check_accelerator, finished, prepare, publish, save_checkpoint
-from .config import RLStageConfig
+from .skeleton import CKPT, LAST, adamw, check_accelerator, finished, prepare, publish, save_checkpoint, snapshot_dir
+from .config import RLStageConfig, default_group_size, planned_steps
 from pipelines.common.config import ConfigError
 from pipelines.common.mixture import Mixture
 from .share_cores import ShareCores
@@ -323,6 +323,24 @@ class RLData(pl.LightningDataModule):
         return DataLoader(StepStream(start, m.total_steps), batch_size=None, num_workers=0)
 
 
+class Snapshots(Callback):
+    """Keeps the policy after each scheduled RL step as a model directory (snapshot_dir), with how far RL
+    had got (steps, samples, FLOPs). One that exists is kept: a resumed run, deterministic, would write the
+    same weights again."""
+
+    def __init__(self, out: Path, steps: list[int], tokenizer):
+        self.out, self.steps, self.tokenizer = Path(out), set(steps), tokenizer
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = module.state["step"]
+        where = snapshot_dir(self.out, step)
+        if step in self.steps and trainer.is_global_zero and not (where / "model.json").is_file():
+            st = module.state
+            summary = {"stage": "rl", "steps": step, "samples": st["samples"], "flops": st["flops"],
+                       "wall_s": st["wall_s"], "sampled_tokens": st["sampled_tokens"]}
+            save_model(where, module.model, self.tokenizer, {"summary": summary})
+
+
 class RolloutCheckpoint(Callback):
     """Writes ckpt/last.ckpt atomically every `every` RL steps (not optimizer steps: an RL step may take
     several, or none when all its groups are skipped)."""
@@ -340,7 +358,7 @@ class RolloutCheckpoint(Callback):
 def resolve(cfg: RLStageConfig) -> RLStageConfig:
     """Fill in the defaults that depend on other keys (group size 8, or 32 for ttrl), then validate."""
     if cfg.group_size is None:
-        cfg = replace(cfg, group_size=32 if cfg.reward.kind == "ttrl" else 8)
+        cfg = replace(cfg, group_size=default_group_size(cfg.reward.kind))
     validate(cfg)
     return cfg
 
@@ -375,8 +393,16 @@ def validate(cfg: RLStageConfig) -> None:
         if value is not None:
             if value <= 0:
                 raise ConfigError(f"{key} must be > 0 (got {value})")
-            return
-    raise ConfigError("set one of budget_steps, budget_samples or budget_flops")
+            break
+    else:
+        raise ConfigError("set one of budget_steps, budget_samples or budget_flops")
+    steps = list(cfg.snapshots)
+    if any(not isinstance(s, int) or s < 1 for s in steps) or steps != sorted(set(steps)):
+        raise ConfigError(f"snapshots must be increasing RL steps >= 1 (got {steps})")
+    total = plan_steps(cfg)
+    if steps and steps[-1] >= total:
+        raise ConfigError(f"snapshot at step {steps[-1]} is not before the last of the budget's {total} steps "
+                          "(the final model is the last point already)")
 
 
 def resolve_speed(cfg: RLStageConfig, model: GPT, memory: Path | None = None) -> tuple[RLStageConfig, dict]:
@@ -395,11 +421,8 @@ def resolve_speed(cfg: RLStageConfig, model: GPT, memory: Path | None = None) ->
 
 def plan_steps(cfg: RLStageConfig) -> int:
     """RL steps the budget allows; a FLOPs budget is checked as it is spent (the last step may overshoot)."""
-    if cfg.budget_flops is not None:
-        return UNBOUNDED
-    if cfg.budget_samples is not None:
-        return max(1, math.ceil(cfg.budget_samples / (cfg.prompts_per_step * cfg.group_size * cfg.devices)))
-    return int(cfg.budget_steps)
+    steps = planned_steps(cfg)
+    return UNBOUNDED if steps is None else steps
 
 
 def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, callbacks=()) -> Path:
@@ -429,7 +452,8 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=1, max_steps=-1, logger=[CSVLogger(out, name="logs", flush_logs_every_n_steps=1)],
-        callbacks=[RolloutCheckpoint(out / CKPT / LAST, cfg.checkpoint_every), ShareCores(), *callbacks], enable_progress_bar=progress,
+        callbacks=[RolloutCheckpoint(out / CKPT / LAST, cfg.checkpoint_every), Snapshots(out, cfg.snapshots, tokenizer),
+                   ShareCores(), *callbacks], enable_progress_bar=progress,
         enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=1, num_sanity_val_steps=0,
         default_root_dir=out)
     with warnings.catch_warnings():

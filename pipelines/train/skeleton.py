@@ -2,7 +2,8 @@
 
 A stage directory holds `config.yaml` (the resolved config), `tokenizer.json`, `ckpt/last.ckpt` (the
 resumable Lightning checkpoint, replaced atomically) and, once the stage has finished, `final/` (model,
-tokenizer and summary; see pipelines/common/checkpoint.py). A stage whose final/ exists is done.
+tokenizer and summary; see pipelines/common/checkpoint.py). A stage whose final/ exists is done. An RL
+stage with a snapshot schedule also keeps `snapshots/step-<N>/`, models of the same layout as final/.
 """
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from pipelines.common.config import ConfigError, to_yaml
 from .cli import announce, is_rank_zero
 
 FINAL, CKPT, LAST = "final", "ckpt", "last.ckpt"
+
+
+def snapshot_dir(stage_dir: Path, step: int) -> Path:
+    """Where an RL stage keeps its policy after `step` RL steps."""
+    return Path(stage_dir) / "snapshots" / f"step-{step:06d}"
 
 
 def finished(out: Path) -> Path | None:

@@ -20,6 +20,7 @@ from pipelines.train.lm import make_tokenizer
 from pipelines.train.grpo import group_advantages, grpo_loss, grpo_token_terms, zero_variance
 from pipelines.rl import main
 from pipelines.train.rl import run_rl_stage
+from pipelines.train.skeleton import snapshot_dir
 from pipelines.common.text import completion_text, encode_example, encode_prompt
 
 
@@ -239,7 +240,8 @@ class KillAt(Callback):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(base, tmp_path):
-    cfg = rl_cfg(base, budget_steps=5, ppo_epochs=2, minibatches=2, kl_coef=0.05, skip_zero_variance=False)
+    cfg = rl_cfg(base, budget_steps=5, ppo_epochs=2, minibatches=2, kl_coef=0.05, skip_zero_variance=False,
+                 snapshots=[1, 3, 4])
     unbroken = run_rl_stage(cfg, tmp_path / "a", progress=False)
     with pytest.raises(RuntimeError, match="simulated kill"):
         run_rl_stage(cfg, tmp_path / "b", progress=False, callbacks=[KillAt(3)])
@@ -247,11 +249,28 @@ def test_killed_run_resumes_to_the_same_weights(base, tmp_path):
     resumed = run_rl_stage(cfg, tmp_path / "b", progress=False)
     a, b = weights(unbroken), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the snapshot schedule survives the kill: every snapshot is there, equal to the unbroken run's
+    for step in (1, 3, 4):
+        a, b = weights(snapshot_dir(tmp_path / "a", step)), weights(snapshot_dir(tmp_path / "b", step))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert load_model(snapshot_dir(tmp_path / "b", step))[2]["summary"]["samples"] == step * 16
+    assert sorted(p.name for p in (tmp_path / "a" / "snapshots").iterdir()) == ["step-000001", "step-000003", "step-000004"]
     assert load_model(resumed)[2]["summary"]["samples"] == load_model(unbroken)[2]["summary"]["samples"]
     assert run_rl_stage(cfg, tmp_path / "b", progress=False) == resumed  # finished: not trained again
     assert any(float(r["kl"]) > 0 for r in metrics(tmp_path / "a"))
     # a running stage's checkpoint loads as a model, as the LM stages' do
     assert load_model(tmp_path / "b" / "ckpt" / "last.ckpt")[0].config.n_layer == 2
+
+
+@pytest.mark.slow
+def test_a_snapshot_is_the_model_a_shorter_budget_trains(base, tmp_path):
+    """The learning rate is constant: RL's policy after s steps of a long run is the model of an s-step run
+    (what lets one long run serve every budget of the compute axis)."""
+    long = rl_cfg(base, budget_steps=3, snapshots=[2])
+    run_rl_stage(long, tmp_path / "long", progress=False)
+    short = run_rl_stage(rl_cfg(base, budget_steps=2), tmp_path / "short", progress=False)
+    a, b = weights(snapshot_dir(tmp_path / "long", 2)), weights(short)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
@@ -307,6 +326,8 @@ def test_the_trainer_computes_its_loss_with_the_tested_functions(base, tmp_path,
     (["group_size=1"], "group_size must be >= 2"),
     (["budget_steps=0"], "budget_steps must be > 0"),
     (["temperature=0"], "temperature must be > 0"),
+    (["snapshots=[3, 2]"], "snapshots must be increasing RL steps >= 1 (got [3, 2])"),
+    (["snapshots=[200]"], "snapshot at step 200 is not before the last of the budget's 200 steps"),
     (["reward.kindd=ttrl"], "unknown key 'reward.kindd' (did you mean 'reward.kind'?)"),
 ])
 @pytest.mark.slow
