@@ -42,7 +42,8 @@ def digest(payload) -> str:
 # Options added after CODE_VERSION 1 enter the key only when set away from their "off" value, so adding
 # an option does not invalidate every cached stage.
 # (section None: a top-level field of the stage's config)
-KEY_ONLY_WHEN_SET = {("mixture", "eval_set"): 0, ("mixture", "eval_seed"): 0, (None, "snapshots"): []}
+KEY_ONLY_WHEN_SET = {("mixture", "eval_set"): 0, ("mixture", "eval_seed"): 0, (None, "snapshots"): [],
+                     (None, "lr_schedule"): "constant"}
 # Bumped when what an option does changes, so stages cached under the old meaning are not reused
 # (eval_set 2: seeded visiting order per pass instead of index order).
 OPTION_REVISIONS = {("mixture", "eval_set"): 2}

@@ -63,7 +63,10 @@ class RLStageConfig:
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
-    lr: float = 1e-4  # provisional (CMU: 1e-6 at 100M params); constant, as in the CMU study
+    lr: float = 1e-4  # provisional (CMU: 1e-6 at 100M params)
+    # constant, as in the CMU study (then the policy after N steps of a long run is an N-step run's model);
+    # cosine: down to lr / 10 at the budget's last step (an exploration lever; needs a step or sample budget)
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.999

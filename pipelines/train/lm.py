@@ -28,7 +28,7 @@ from models.speed import resolve_compile, resolve_precision, warn_compile_fallba
 
 from pipelines.common.checkpoint import load_model
 from .cli import announce, how_it_ran
-from .skeleton import CKPT, adamw, check_accelerator, finished, prepare, publish, save_checkpoint
+from .skeleton import CKPT, adamw, check_accelerator, finished, prepare, publish, save_checkpoint, warmup_cosine
 from .config import LMStageConfig
 from pipelines.common.config import ConfigError
 from .data import BlockStream
@@ -78,15 +78,8 @@ class LMModule(pl.LightningModule):
         o = self.optim
         opt = adamw(self.model, o["lr"], (o["beta1"], o["beta2"]), o["weight_decay"])
         warmup = max(1, int(o["warmup_frac"] * self.total_steps))
-        floor = o["min_lr_ratio"]
-
-        def schedule(step: int) -> float:  # linear warmup, then cosine down to lr * min_lr_ratio
-            if step < warmup:
-                return (step + 1) / warmup
-            t = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: warmup_cosine(step, self.total_steps, warmup, o["min_lr_ratio"]))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

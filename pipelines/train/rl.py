@@ -56,7 +56,8 @@ from .grpo import (Batch, Rollout, UpdateStats, build_batch, derive_seed, group_
                    token_mean, zero_variance)
 from pipelines.common.checkpoint import load_model, save_model
 from .cli import announce, how_it_ran
-from .skeleton import CKPT, LAST, adamw, check_accelerator, finished, prepare, publish, save_checkpoint, snapshot_dir
+from .skeleton import (CKPT, LAST, adamw, check_accelerator, finished, prepare, publish, save_checkpoint, snapshot_dir,
+                       warmup_cosine)
 from .config import RLStageConfig, default_group_size, planned_steps
 from pipelines.common.config import ConfigError
 from pipelines.common.mixture import Mixture
@@ -64,6 +65,7 @@ from .share_cores import ShareCores
 from pipelines.common.text import encode_prompt
 
 UNBOUNDED = 10 ** 12  # step cap when the budget is in FLOPs
+COSINE_FLOOR = 0.1  # lr_schedule=cosine ends at lr * this
 PROGRESS_KEYS = ("reward", "acc", "kl", "tok_s")
 
 
@@ -255,6 +257,9 @@ class GRPOModule(pl.LightningModule):
         adv = group_advantages(rewards, cfg.std_norm)
         flat = zero_variance(rewards)
         keep = ~flat if cfg.skip_zero_variance else torch.ones_like(flat)
+        if cfg.lr_schedule == "cosine":  # by RL step, from the step alone: a resumed run follows the same curve
+            for group in self.optimizers().optimizer.param_groups:
+                group["lr"] = cfg.lr * warmup_cosine(step, self.total_steps, 0, COSINE_FLOOR)
         stats = self.update(build_batch(roll, adv, keep, n, self.tokenizer.pad_id))
         t2 = time.perf_counter()
 
@@ -382,6 +387,8 @@ def validate(cfg: RLStageConfig) -> None:
         raise ConfigError(f"top_p must be in (0, 1] (got {cfg.top_p})")
     if not cfg.lr > 0:
         raise ConfigError(f"lr must be > 0 (got {cfg.lr})")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"lr_schedule must be constant or cosine (got '{cfg.lr_schedule}')")
     if not (0 <= cfg.eps_low < 1 and cfg.eps_high >= 0):
         raise ConfigError(f"need 0 <= eps_low < 1 and eps_high >= 0 (got {cfg.eps_low}, {cfg.eps_high})")
     if cfg.kl_coef < 0:
@@ -400,6 +407,9 @@ def validate(cfg: RLStageConfig) -> None:
     if any(not isinstance(s, int) or s < 1 for s in steps) or steps != sorted(set(steps)):
         raise ConfigError(f"snapshots must be increasing RL steps >= 1 (got {steps})")
     total = plan_steps(cfg)
+    if cfg.lr_schedule == "cosine" and total == UNBOUNDED:
+        raise ConfigError("lr_schedule=cosine needs budget_steps or budget_samples: a FLOPs budget does not say "
+                          "where the schedule ends")
     if steps and steps[-1] >= total:
         raise ConfigError(f"snapshot at step {steps[-1]} is not before the last of the budget's {total} steps "
                           "(the final model is the last point already)")

@@ -7,6 +7,7 @@ stage with a snapshot schedule also keeps `snapshots/step-<N>/`, models of the s
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from pipelines.common.config import ConfigError, to_yaml
 from .cli import announce, is_rank_zero
 
 FINAL, CKPT, LAST = "final", "ckpt", "last.ckpt"
+
+
+def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
+    """The learning-rate multiplier at optimizer step `step`: linear warmup over `warmup` steps, then a cosine
+    down to `floor` at step `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def snapshot_dir(stage_dir: Path, step: int) -> Path:

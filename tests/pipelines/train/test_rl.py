@@ -274,6 +274,19 @@ def test_a_snapshot_is_the_model_a_shorter_budget_trains(base, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_cosine_schedule_follows_the_step_through_a_resume(base, tmp_path):
+    cfg = rl_cfg(base, budget_steps=4, lr_schedule="cosine", lr=1e-2)
+    unbroken = run_rl_stage(cfg, tmp_path / "a", progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_rl_stage(cfg, tmp_path / "b", progress=False, callbacks=[KillAt(3)])
+    resumed = run_rl_stage(cfg, tmp_path / "b", progress=False)
+    constant = run_rl_stage(dataclasses.replace(cfg, lr_schedule="constant"), tmp_path / "c", progress=False)
+    a, b, c = weights(unbroken), weights(resumed), weights(constant)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the schedule changed the updates
+
+
+@pytest.mark.slow
 def test_a_crafted_rl_resume_checkpoint_never_runs(base, tmp_path, capfd):
     import pathlib
 
@@ -326,6 +339,8 @@ def test_the_trainer_computes_its_loss_with_the_tested_functions(base, tmp_path,
     (["group_size=1"], "group_size must be >= 2"),
     (["budget_steps=0"], "budget_steps must be > 0"),
     (["temperature=0"], "temperature must be > 0"),
+    (["lr_schedule=linear"], "lr_schedule must be constant or cosine (got 'linear')"),
+    (["lr_schedule=cosine", "budget_flops=1e9"], "lr_schedule=cosine needs budget_steps or budget_samples"),
     (["snapshots=[3, 2]"], "snapshots must be increasing RL steps >= 1 (got [3, 2])"),
     (["snapshots=[200]"], "snapshot at step 200 is not before the last of the budget's 200 steps"),
     (["reward.kindd=ttrl"], "unknown key 'reward.kindd' (did you mean 'reward.kind'?)"),
