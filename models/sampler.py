@@ -2,8 +2,9 @@
 
 Prompts of different lengths share a batch by left padding: padded keys are masked out and every row
 gets its own RoPE positions, so a row decodes exactly as it would alone. Each prompt is prefilled once
-and its cache copied to its n samples. Rows that emit EOS stop being recorded, and are dropped from the
-batch once enough of them have finished (dropping costs a copy of the cache, so it is batched up).
+and its keys/values are shared by its n samples, never copied. Rows that emit EOS stop being recorded,
+and are dropped from the batch once enough of them have finished (dropping copies the rows' decoded
+keys/values, so it is batched up).
 """
 from __future__ import annotations
 
@@ -14,31 +15,56 @@ import torch.nn.functional as F
 
 
 class KVCache:
-    """Preallocated keys/values (n_layer, B, n_kv_head, max_len, head_dim) plus a write position.
+    """Keys and values of a batch of prompts and of the samples decoded from them.
 
-    The protocol the model uses: positions(T), attn_mask(T), update(layer, k, v), advance(T).
-    pad_len[b] = number of left-pad tokens in row b (all rows share the same write position).
+    A prompt's keys/values are stored once, (n_layer, prompts, n_kv_head, width, head_dim), however many
+    samples it has; each sample row stores only the tokens it decoded. Decode attention reads a prompt's
+    keys once for all its samples (their queries side by side in one matmul), which cuts the bytes read
+    per step by up to the number of samples: decode attention is most of a step (a bandwidth cost).
+    Protocol the model uses: positions(T), attn_mask(T), update(layer, k, v) while prefilling (T > 1),
+    attend(layer, q, k, v) while decoding (T = 1), advance(T).
+    pad_len[p] = number of left-pad tokens of prompt p.
     """
 
-    def __init__(self, cfg, batch: int, max_len: int, pad_len: torch.Tensor, dtype, device):
-        shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, cfg.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
-        self.max_len, self.pos = max_len, 0
-        self.pad_len = pad_len.to(device)
+    def __init__(self, cfg, pad_len: torch.Tensor, width: int, max_new: int, dtype, device):
+        shape = (cfg.n_layer, len(pad_len), cfg.n_kv_head, width, cfg.head_dim)
+        self.prompt_k = torch.zeros(shape, dtype=dtype, device=device)
+        self.prompt_v = torch.zeros(shape, dtype=dtype, device=device)
+        self.pad_len, self.width, self.max_new = pad_len.to(device), width, max_new
         self.padded = bool(self.pad_len.any())
+        self.pos = 0  # prompt tokens written
+        self.t = None  # decoded tokens written (None until fan_out)
+        self.n_head, self.scale = cfg.n_head, cfg.head_dim ** -0.5
+
+    def fan_out(self, n: int) -> None:
+        """Start decoding n samples of every prompt: rows p * n + j, all alive."""
+        L, P, KV, _, D = self.prompt_k.shape
+        self.n, self.t = n, 0
+        shape = (L, P * n, KV, self.max_new, D)
+        self.new_k = self.prompt_k.new_zeros(shape)
+        self.new_v = self.prompt_v.new_zeros(shape)
+        self.slot = torch.arange(P * n, device=self.pad_len.device)  # place of each live row in the prompt x sample grid
+        self.owner = self.slot // n  # its prompt
+        self._pad_mask()
+
+    def _pad_mask(self) -> None:
+        keys = torch.arange(self.width, device=self.pad_len.device)
+        self.pad_mask = (keys[None, :] < self.pad_len[:, None])[:, None, None, :] if self.padded else None
 
     def positions(self, T: int) -> torch.Tensor:
         """RoPE positions of the next T tokens: (T,) shared, or (B, T) when rows are left-padded."""
-        steps = torch.arange(self.pos, self.pos + T, device=self.pad_len.device)
+        dev = self.pad_len.device
+        if self.t is not None:  # decoding: each row continues its own prompt
+            return (self.width - self.pad_len[self.owner] + self.t)[:, None]
+        steps = torch.arange(self.pos, self.pos + T, device=dev)
         if not self.padded:
             return steps
         return (steps[None, :] - self.pad_len[:, None]).clamp(min=0)
 
     def attn_mask(self, T: int) -> torch.Tensor | None:
-        """Boolean (B, 1, T, pos+T) mask, or None when plain causal attention is already right."""
-        if not self.padded and (T == 1 or self.pos == 0):
-            return None  # decode attends to everything cached; a fresh prefill is plain causal
+        """Prefill: a boolean (B, 1, T, pos+T) mask, or None when plain causal attention is already right."""
+        if self.t is not None or not self.padded:
+            return None  # decode masks inside attend; an unpadded prefill is plain causal
         dev = self.pad_len.device
         q = torch.arange(self.pos, self.pos + T, device=dev)[:, None]
         kpos = torch.arange(self.pos + T, device=dev)[None, :]
@@ -49,21 +75,77 @@ class KVCache:
         return mask.unsqueeze(1)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Prefill: store the prompts' keys/values; returns all of them so far."""
         end = self.pos + k.shape[2]
-        self.k[layer, :, :, self.pos:end] = k
-        self.v[layer, :, :, self.pos:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        self.prompt_k[layer, :, :, self.pos:end] = k
+        self.prompt_v[layer, :, :, self.pos:end] = v
+        return self.prompt_k[layer, :, :, :end], self.prompt_v[layer, :, :, :end]
+
+    def _to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(rows, KV, g, X) -> (prompts, KV, n * g, X): each prompt's live samples side by side (dead ones 0)."""
+        B, KV, g, X = x.shape
+        P = self.prompt_k.shape[1]
+        if self.n == 1 and B == P:  # one row per prompt, in order: already the grid
+            return x
+        grid = x.new_zeros(P * self.n, KV, g, X)
+        grid[self.slot] = x
+        return grid.view(P, self.n, KV, g, X).transpose(1, 2).reshape(P, KV, self.n * g, X)
+
+    def _from_grid(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        P, KV, _, X = x.shape
+        if self.n == 1 and len(self.slot) == P:
+            return x
+        return x.view(P, KV, self.n, g, X).transpose(1, 2).reshape(P * self.n, KV, g, X)[self.slot]
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Decode: store the rows' new keys/values and attend from their one query each; (B, H, 1, D).
+
+        Two matmuls per part (the prompt's keys, the row's decoded ones), softmax over both. It runs in the
+        cache's dtype with autocast off: bf16 batched matmuls whose key length changes every step made
+        oneDNN keep ~5 MB per new shape (2 GB over a 200-token run), and were slower.
+        """
+        B, KV, t = q.shape[0], self.prompt_k.shape[2], self.t
+        g, D = self.n_head // KV, q.shape[-1]
+        if t is None:  # one-token prompts: their prefill is a single step with nothing cached before it
+            k, v = self.update(layer, k, v)
+            return F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), enable_gqa=g > 1)
+        with torch.autocast(q.device.type, enabled=False):
+            self.new_k[layer, :, :, t] = k[:, :, 0]
+            self.new_v[layer, :, :, t] = v[:, :, 0]
+            q = q.to(self.prompt_k.dtype).reshape(B, KV, g, D)  # query heads of a KV group fold into rows
+            s_prompt = self._to_grid(q) @ self.prompt_k[layer].transpose(-1, -2)  # (P, KV, n * g, width)
+            if self.pad_mask is not None:
+                s_prompt = s_prompt.masked_fill(self.pad_mask, float("-inf"))
+            s_new = q @ self.new_k[layer, :, :, :t + 1].transpose(-1, -2)  # (B, KV, g, t + 1)
+            scores = torch.cat([self._from_grid(s_prompt, g), s_new], dim=-1) * self.scale
+            p = torch.softmax(scores.float(), dim=-1).to(self.prompt_v.dtype)
+            y = self._from_grid(self._to_grid(p[..., :self.width].contiguous()) @ self.prompt_v[layer], g)
+            y = y + p[..., self.width:] @ self.new_v[layer, :, :, :t + 1]
+        return y.reshape(B, self.n_head, 1, D)
 
     def advance(self, T: int) -> None:
-        if self.pos + T > self.max_len:
-            raise ValueError(f"KV cache overflow: {self.pos + T} > {self.max_len}")
+        if self.t is not None:
+            if self.t + T > self.max_new:
+                raise ValueError(f"KV cache overflow: {self.t + T} new tokens > {self.max_new}")
+            self.t += T
+            return
+        if self.pos + T > self.width:
+            raise ValueError(f"KV cache overflow: {self.pos + T} prompt tokens > {self.width}")
         self.pos += T
 
     def select_rows(self, rows: torch.Tensor) -> None:
-        """Keep (or repeat) the given batch rows, in that order."""
-        self.k = self.k.index_select(1, rows)
-        self.v = self.v.index_select(1, rows)
-        self.pad_len = self.pad_len.index_select(0, rows)
+        """Keep the given live rows, in that order; prompts with no row left are dropped as well."""
+        self.new_k = self.new_k.index_select(1, rows)
+        self.new_v = self.new_v.index_select(1, rows)
+        owner, sample = self.owner[rows], self.slot[rows] % self.n
+        prompts = torch.unique(owner)  # sorted
+        if len(prompts) < self.prompt_k.shape[1]:
+            self.prompt_k = self.prompt_k.index_select(1, prompts)
+            self.prompt_v = self.prompt_v.index_select(1, prompts)
+            self.pad_len = self.pad_len.index_select(0, prompts)
+            self._pad_mask()
+            owner = torch.searchsorted(prompts, owner)
+        self.owner, self.slot = owner, owner * self.n + sample
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, generator) -> torch.Tensor:
@@ -101,15 +183,14 @@ def _generate_chunk(model, prompts, n_samples, max_new_tokens, temperature, top_
     idx = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     for row, p in enumerate(prompts):
         idx[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
-    # The cache stays in the weights' dtype even under autocast (see GPT's decode attention).
-    cache = KVCache(model.config, len(prompts), width + max_new_tokens, width - lens, param.dtype, device)
+    # The cache stays in the weights' dtype even under autocast (see KVCache.attend).
+    cache = KVCache(model.config, width - lens, width, max_new_tokens, param.dtype, device)
 
     with autocast_context(device, autocast):
         logits = model(idx.to(device), kv_cache=cache, last_only=True)[:, -1]
-    if n_samples > 1:  # fan the prefilled prompt out to its samples
-        fan = torch.arange(len(prompts), device=device).repeat_interleave(n_samples)
-        cache.select_rows(fan)
-        logits = logits.index_select(0, fan)
+    cache.fan_out(n_samples)  # each prompt's samples share its prefilled keys and values
+    if n_samples > 1:
+        logits = logits.repeat_interleave(n_samples, dim=0)
 
     B = len(prompts) * n_samples
     out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long)

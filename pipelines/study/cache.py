@@ -27,6 +27,10 @@ from pipelines.study.schema import StudyConfig
 # Bump when a code change alters what a stage produces (the data stream, the model, the loss, the
 # sampler): old cache entries then stop matching instead of being silently reused.
 CODE_VERSION = 3
+# Bump when sampled tokens change (the sampler's arithmetic): RL stages and evaluations carry it in their
+# keys, pretraining and mid-training do not (they sample nothing), so shipped bases stay valid.
+# 2: samples share their prompt's keys/values (bf16 autocast then samples other tokens after an ulp).
+SAMPLER_VERSION = 2
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and
 # compile are in it, resolved for the machine: they change the trained model (compile by float ulps).
 NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch"}
@@ -60,12 +64,13 @@ def stage_key(kind: str, config, upstream: str | None) -> str:
     for (section, name), revision in OPTION_REVISIONS.items():
         if isinstance(fields.get(section), dict) and name in fields[section]:
             fields[section][f"{name}@revision"] = revision
-    return digest({"kind": kind, "config": fields, "after": upstream, "code": CODE_VERSION})
+    sampler = {"sampler": SAMPLER_VERSION} if kind == "rl" else {}
+    return digest({"kind": kind, "config": fields, "after": upstream, "code": CODE_VERSION, **sampler})
 
 
 def eval_key(spec: EvalSpec, model_key: str) -> str:
     # every field counts, batch_size too: the sampler's seeds follow its call order
-    return digest({"eval": asdict(spec), "model": model_key, "code": CODE_VERSION})
+    return digest({"eval": asdict(spec), "model": model_key, "code": CODE_VERSION, "sampler": SAMPLER_VERSION})
 
 
 @dataclass

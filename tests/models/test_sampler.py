@@ -84,6 +84,38 @@ def test_logprobs_match_the_model():
     assert torch.allclose(torch.tensor(logprobs[0][0]), torch.tensor(expected), atol=1e-5)
 
 
+def recomputed_logprobs(model, prompt, tokens):
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([prompt + tokens]))[0], dim=-1)
+    return [logp[len(prompt) - 1 + t, tok].item() for t, tok in enumerate(tokens)]
+
+
+def test_shared_prompts_and_compaction_decode_as_a_full_recompute(monkeypatch):
+    """Samples share their prompt's keys; rows that finish are dropped mid-run (and prompts with no row
+    left): every sampled token's log-probability must still be the one a full forward pass gives."""
+    from models.sampler import KVCache
+
+    shrinks = []
+    real = KVCache.select_rows
+
+    def spy(cache, rows):
+        before = cache.prompt_k.shape[1]
+        real(cache, rows)
+        shrinks.append((before, cache.prompt_k.shape[1]))
+    monkeypatch.setattr(KVCache, "select_rows", spy)
+    for n_kv_head in (2, 4):
+        model = random_tiny(n_kv_head)
+        tokens, logprobs = generate(model, PROMPTS, n_samples=5, max_new_tokens=24, seed=3, eos_id=14,
+                                    return_logprobs=True)
+        lengths = {len(c) for s in tokens for c in s}
+        assert len(lengths) > 3  # rows finished at different steps
+        for prompt, samples, lps in zip(PROMPTS, tokens, logprobs):
+            for sample, lp in zip(samples, lps):
+                assert torch.allclose(torch.tensor(lp), torch.tensor(recomputed_logprobs(model, prompt, sample)),
+                                      atol=1e-4)
+    assert shrinks and any(after < before for before, after in shrinks)  # whole prompts were dropped too
+
+
 class CountUp(nn.Module):
     """Mock model: always predicts (last token + 1) mod V, so EOS arrives after a prompt-dependent delay."""
 
