@@ -3,7 +3,9 @@
 Usage: python bench/sample.py [--batch 128] [--prompt 150] [--new 200] [--runs 3] [--preset small]
 Each timed run is a fresh child process (so peak RSS, ru_maxrss, is that engine's own), and the
 engines take turns run by run, so drifting load on a shared machine hits all of them alike.
-Rates count generated tokens only (batch x new / wall time, prefill included), EOS disabled.
+Rates count generated tokens only (batch x new / wall time, prefill included), EOS disabled. The fan-out
+engines sample batch / fanout prompts fanout times each (--fanout 8: an RL step's groups; 64: evaluation),
+where samples share their prompt's keys/values; HF gets the same batch as distinct rows.
 `ours-auto` samples at the precision evaluation and RL resolve to on this machine (models/speed.py).
 """
 from __future__ import annotations
@@ -106,6 +108,8 @@ ENGINES = {
     "ours-fp32": lambda a: engine_ours(a, False, a.batch, 1),
     "ours-bf16": lambda a: engine_ours(a, True, a.batch, 1),
     "ours-bf16-fanout": lambda a: engine_ours(a, True, a.batch // a.fanout, a.fanout),
+    # the RL / eval workload: batch / fanout prompts, each sampled fanout times (RL groups 8, eval 64)
+    "ours-auto-fanout": lambda a: engine_ours(a, auto_bf16(a), a.batch // a.fanout, a.fanout),
     "recompute-fp32": engine_recompute,
     "hf-dynamic": lambda a: engine_hf(a, "dynamic"),
     "hf-static": lambda a: engine_hf(a, "static"),
@@ -143,7 +147,7 @@ def main():
                    help="new tokens for the no-cache run (few: flatters it, its cost grows with length)")
     p.add_argument("--fanout", type=int, default=8, help="samples per prompt in the fan-out run")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--engines", default="ours-auto,ours-fp32,ours-bf16,ours-bf16-fanout,recompute-fp32,hf-dynamic")
+    p.add_argument("--engines", default="ours-auto,ours-fp32,ours-bf16,ours-auto-fanout,recompute-fp32,hf-dynamic")
     p.add_argument("--only", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.only:
@@ -175,7 +179,7 @@ def main():
         print(f"{name:18s} {medians[name]:8.0f} tok/s (median; runs {seconds} s)  "
               f"peak RSS {max(r['peak_rss_mib'] for r in rs):.0f} MiB  "
               f"other load {max(r['foreign_cores'] for r in rs):.2f} cores")
-    for ours in ("ours-auto", "ours-fp32", "ours-bf16", "ours-bf16-fanout"):
+    for ours in ("ours-auto", "ours-fp32", "ours-bf16", "ours-bf16-fanout", "ours-auto-fanout"):
         for other in ("recompute-fp32", "hf-dynamic", "hf-static"):
             if ours in medians and other in medians:
                 print(f"{ours} / {other}: {medians[ours] / medians[other]:.1f}x")
