@@ -68,6 +68,16 @@ def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
+def table_lines(rows: list[dict], splits: list[str], metrics: list[str]) -> list[str]:
+    """The along-RL table: a row per point, a column per split and metric (report and docs/results.md)."""
+    lines = ["| RL stage | step | samples | RL FLOPs | " + " | ".join(f"{s} {m}" for s in splits for m in metrics) + " |",
+             "|---|---|---|---|" + "---|" * (len(splits) * len(metrics))]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['step']} | {r['samples']:.0f} | {r['flops']:.2e} | " +
+                     " | ".join(_cell(r, f"{s}:{m}") for s in splits for m in metrics) + " |")
+    return lines
+
+
 def along_lines(cfg: StudyConfig, ev: Evidence, rows: list[dict], records: list[dict], which: str) -> list[str]:
     spec = along_specs(cfg)[which]
     metrics = along_metrics(cfg)
@@ -82,11 +92,7 @@ def along_lines(cfg: StudyConfig, ev: Evidence, rows: list[dict], records: list[
              f". Means over bases, seeds and problems with 95 % BCa CIs over bases and problems ({N_BOOT:,} resamples). "
              f"Samples and FLOPs are RL's own. {len(records)} evaluations, {len(fresh)} run now "
              f"({sum(r['wall_s'] for r in fresh) / 60:.1f} min).", "",
-             "| RL stage | step | samples | RL FLOPs | " + " | ".join(f"{s} {m}" for s in cfg.splits for m in metrics) + " |",
-             "|---|---|---|---|" + "---|" * (len(cfg.splits) * len(metrics))]
-    for r in rows:
-        lines.append(f"| {r['label']} | {r['step']} | {r['samples']:.0f} | {r['flops']:.2e} | " +
-                     " | ".join(_cell(r, f"{s}:{m}") for s in cfg.splits for m in metrics) + " |")
+             *table_lines(rows, list(cfg.splits), metrics)]
     lines += ["", f"Change from step 0 to the last point, paired over problems (90 % CI as the claims use): pass@1 up "
               f"with pass@{cfg.k} flat is sharpening, pass@{cfg.k} up is widening.", "",
               "| RL stage | steps | split | " + " | ".join(f"Δ {m}" for m in metrics) + " |",

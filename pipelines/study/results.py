@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from pipelines.common.config import ConfigError, read_yaml
+from pipelines.study.along import table_lines
 from pipelines.study.report import VERDICT_MARK
 
 HEADER = ("# Results\n\nWritten by `python -m pipelines.results` from the run folders named below; each study's "
@@ -33,6 +34,7 @@ def read_run(folder: Path) -> dict:
     return {"folder": folder, "config": config, "command": command.group(1) if command else "?",
             "stages": [r for r in records if r["type"] == "stage"],
             "results": [r for r in records if r["type"] == "result"],
+            "along": [r for r in records if r["type"] == "along_rl"],
             "findings": lead_findings([r for r in records if r["type"] == "finding"]),
             "design": {f["id"]: f for f in records if f["type"] == "finding" and f.get("eval") == "design"}}
 
@@ -82,6 +84,12 @@ def run_section(run: dict) -> list[str]:
     for r in run["results"]:
         cells = [_cell(r, "process_pass@1"), _cell(r, f"process_pass@{n}"), _cell(r, "outcome_pass@1")]
         lines.append(f"| {r['label']} | {r['split']} | {r['ops']} | " + " | ".join(cells) + " |")
+    if run["along"]:
+        splits = list(dict.fromkeys(r["split"] for r in run["results"]))
+        metrics = [m for m in (f"process_pass@1", f"process_pass@{n}", "outcome_pass@1", f"outcome_pass@{n}")
+                   if any(f"{s}:{m}" in r for r in run["along"] for s in splits)]
+        lines += ["", f"pass@k along RL ({run['along'][0]['eval']} set; step 0 is the starting model):", "",
+                  *table_lines(run["along"], splits, metrics)]
     return lines + [""]
 
 

@@ -31,6 +31,9 @@ def test_the_compute_axis_study_runs_and_evaluates_each_point_once(tmp_path, cap
         samples = [r["samples"] for r in mine]
         assert samples == sorted(samples) and samples[0] == 0 and len(set(samples)) == len(samples)
         assert all("edge:process_pass@2" in r and r["edge:process_pass@2_ci"][0] <= r["edge:process_pass@2"] for r in mine)
+    from pipelines.study.results import write_results
+    write_results([tmp_path], tmp_path / "results.md")
+    assert "pass@k along RL (design set" in (tmp_path / "results.md").read_text()
     snapshots = sorted(p.name for p in tmp_path.glob("cache/rl-*/snapshots/step-*"))
     assert snapshots == ["step-000001", "step-000001", "step-000002"]  # the last point of each run is its final/
     # the same study again: nothing is trained or evaluated a second time
