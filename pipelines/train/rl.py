@@ -7,6 +7,10 @@ of n samples each from the batched KV-cache sampler, rewards, advantages r - mea
 group, then `ppo_epochs` x `minibatches` optimizer steps of the token-level clipped policy-gradient loss
 (DAPO/verl "token-mean"), optionally with a k3 KL penalty to the starting policy.
 
+Learning rate: constant (the CMU study's), so the policy after N steps equals an N-step run's (tested);
+`lr_schedule=cosine` decays it to a tenth by the budget's last step. `snapshots=[N, ...]` keeps the policy
+after those RL steps in snapshots/step-<N>/ (a study's pass@k along RL evaluates them).
+
 Determinism: step s reads problems `Mixture.problem(seed, (s * world + rank) * P + j)` and samples with
 a generator seeded from (seed, s, rank), so a resumed run equals an unbroken one (on CPU).
 
