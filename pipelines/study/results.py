@@ -100,6 +100,12 @@ def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
 
 
+def rewards(run: dict) -> str:
+    """The RL rewards a run's stages trained with (a stage may set its own), or the study's default."""
+    kinds = sorted({st["summary"]["reward_kind"] for st in run["stages"] if st.get("summary", {}).get("reward_kind")})
+    return ", ".join(kinds) or str(run["config"].get("rl", {}).get("reward", {}).get("kind", "?"))
+
+
 def verdict_line(run: dict) -> str:
     """`F1a ✅, F1b ➖, ...`: one line per study for the README's table."""
     return ", ".join(f"{f['id']} {VERDICT_MARK.get(f['verdict'], f['verdict']).split()[0]}" for f in run["findings"])
@@ -110,8 +116,8 @@ def write_results(roots: list[Path], path: Path) -> list[dict]:
 
     runs = [read_run(folder) for folder in run_folders(roots)]
     lines = [HEADER, "| study | preset | RL reward | verdicts |", "|---|---|---|---|"]
-    lines += [f"| `{r['config'].get('study')}` | {r['config'].get('preset')} | "
-              f"{r['config'].get('rl', {}).get('reward', {}).get('kind', '?')} | {verdict_line(r) or '–'} |" for r in runs]
+    lines += [f"| `{r['config'].get('study')}` | {r['config'].get('preset')} | {rewards(r)} | {verdict_line(r) or '–'} |"
+              for r in runs]
     lines.append("")
     for run in runs:
         lines += run_section(run)
