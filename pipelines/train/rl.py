@@ -58,7 +58,7 @@ from models.speed import resolve_precision
 from . import rewards as R
 from .grpo import (Batch, Rollout, UpdateStats, build_batch, derive_seed, group_advantages, grpo_token_terms, token_logprobs,
                    token_mean, zero_variance)
-from pipelines.common.checkpoint import load_model, save_model
+from pipelines.common.checkpoint import META, load_model, save_model
 from .cli import announce, how_it_ran
 from .skeleton import (CKPT, LAST, adamw, check_accelerator, finished, prepare, publish, save_checkpoint, snapshot_dir,
                        warmup_cosine)
@@ -263,7 +263,7 @@ class GRPOModule(pl.LightningModule):
         keep = ~flat if cfg.skip_zero_variance else torch.ones_like(flat)
         if cfg.lr_schedule == "cosine":  # by RL step, from the step alone: a resumed run follows the same curve
             for group in self.optimizers().optimizer.param_groups:
-                group["lr"] = cfg.lr * warmup_cosine(step, self.total_steps, 0, COSINE_FLOOR)
+                group["lr"] = cfg.lr * warmup_cosine(step, max(1, self.total_steps - 1), 0, COSINE_FLOOR)  # floor at the last step
         stats = self.update(build_batch(roll, adv, keep, n, self.tokenizer.pad_id))
         t2 = time.perf_counter()
 
@@ -343,7 +343,7 @@ class Snapshots(Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = module.state["step"]
         where = snapshot_dir(self.out, step)
-        if step in self.steps and trainer.is_global_zero and not (where / "model.json").is_file():
+        if step in self.steps and trainer.is_global_zero and not (where / META).is_file():
             st = module.state
             summary = {"stage": "rl", "steps": step, "samples": st["samples"], "flops": st["flops"],
                        "wall_s": st["wall_s"], "sampled_tokens": st["sampled_tokens"]}
@@ -466,7 +466,8 @@ def run_rl_stage(cfg: RLStageConfig, out: str | Path, progress: bool = True, cal
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_epochs=1, max_steps=-1, logger=[CSVLogger(out, name="logs", flush_logs_every_n_steps=1)],
-        callbacks=[RolloutCheckpoint(out / CKPT / LAST, cfg.checkpoint_every), Snapshots(out, cfg.snapshots, tokenizer),
+        # the snapshot first: a kill between the two then repeats the step on resume instead of skipping it
+        callbacks=[Snapshots(out, cfg.snapshots, tokenizer), RolloutCheckpoint(out / CKPT / LAST, cfg.checkpoint_every),
                    ShareCores(), *callbacks], enable_progress_bar=progress,
         enable_model_summary=False, enable_checkpointing=False, log_every_n_steps=1, num_sanity_val_steps=0,
         default_root_dir=out)
