@@ -154,9 +154,14 @@ def check_study(cfg: StudyConfig) -> None:
             refs = [claim.model] + ([claim.vs] if claim.vs else [])
             for ref in refs:
                 check_ref(cfg, ref, where)
-            if len({"@" in ref for ref in refs}) > 1:
-                raise ConfigError(f"{where}: a point along RL ({' vs '.join(refs)}) is compared with another point "
-                                  "(<stage>@0 is the stage's starting model): both are evaluated with along_rl's spec")
+            points = [ref for ref in refs if is_point(ref)]
+            if points and len(points) < len(refs):
+                raise ConfigError(f"{where}: a point along RL ({' vs '.join(refs)}) is compared with a plain stage; "
+                                  "compare it with another point (<stage>@0 is the stage's starting model): points are "
+                                  "evaluated with along_rl's spec")
+            if points and claim.metric.startswith("rl:"):
+                raise ConfigError(f"{where}: {claim.metric} is an RL log key, logged per stage, not per point along RL "
+                                  f"(name the stage, {split_point(points[0])[0]})")
             if claim.kind in ("greater", "same", "not_greater") and not (claim.vs or claim.vs_metric):
                 raise ConfigError(f"{where}: a '{claim.kind}' claim needs vs=<stage>")
             if claim.kind in ("below", "above") and claim.value is None:
@@ -230,16 +235,22 @@ def along_points(cfg: StudyConfig, name: str) -> list[int]:
     return [0, *config.snapshots] + ([total] if total is not None else [])
 
 
+def is_point(ref: str) -> bool:
+    """Does a claim's model name a point along RL (<stage>@<step>) rather than a stage?"""
+    return "@" in ref
+
+
 def split_point(ref: str) -> tuple[str, int | None]:
-    """'rl_edge@120' -> ('rl_edge', 120); a plain stage name -> (name, None)."""
-    if "@" not in ref:
+    """'rl_edge@120' -> ('rl_edge', 120); a plain stage name -> (name, None); a step that is not a plain
+    number (e.g. '@01', '@x') -> -1, which is never a point."""
+    if not is_point(ref):
         return ref, None
     name, step = ref.split("@", 1)
-    return name, int(step) if step.isdigit() else -1
+    return name, int(step) if step.isdigit() and str(int(step)) == step else -1
 
 
 def check_ref(cfg: StudyConfig, ref: str, where: str) -> None:
-    """A model a claim or plot names: a stage, or a point along RL (<stage>@<step>)."""
+    """A model a claim names: a stage, or a point along RL (<stage>@<step>)."""
     name, step = split_point(ref)
     if name not in cfg.stages:
         raise ConfigError(f"{where}: no stage named '{name}'{did_you_mean(name, cfg.stages)}")
@@ -357,13 +368,19 @@ def along_specs(cfg: StudyConfig) -> dict[str, EvalSpec]:
     point (claims are judged on each set), else only the headline set the report's curves are drawn from."""
     a = cfg.along_rl
     specs = eval_specs(cfg)
-    if not any("@" in ref for f in cfg.findings for c in f.claims for ref in (c.model, c.vs or "")):
-        specs = dict([list(specs.items())[-1]])  # the confirmation set where there is one
+    if not any(is_point(ref) for f in cfg.findings for c in f.claims for ref in (c.model, c.vs or "")):
+        lead = headline(specs)
+        specs = {lead: specs[lead]}
     return {which: replace(spec, problems_per_bin=a.problems_per_bin or spec.problems_per_bin,
                            n_samples=a.n_samples or spec.n_samples) for which, spec in specs.items()}
 
 
 DESIGN, CONFIRMATION = "design", "confirmation"
+
+
+def headline(sets: dict) -> str:
+    """Which eval set's verdicts lead (of a dict keyed by set): the held-out confirmation set where there is one."""
+    return CONFIRMATION if CONFIRMATION in sets else DESIGN
 
 
 def label(cfg: StudyConfig, name: str) -> str:

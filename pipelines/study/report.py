@@ -15,7 +15,7 @@ from pipelines.study.claims import MARGINS, Evidence, check_finding
 from pipelines.study.judge import VERDICTS
 from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
 from pipelines.study.cache import duration
-from pipelines.study.load import CONFIRMATION, DESIGN, eval_spec, label, stage_seeds
+from pipelines.study.load import CONFIRMATION, DESIGN, eval_spec, headline, label, stage_seeds
 from pipelines.study.schema import StudyConfig
 
 MARGIN_NAMES = {"pass": "pass@k", "maj": "maj@k", "errors": "errors per sample", "rl": "RL log values"}
@@ -161,11 +161,6 @@ def _speed(info: dict, ev_info: dict) -> str:
     if summary.get("compile"):
         train += " + compile"
     return f"{train}; eval {ev_info['precision']}" if ev_info.get("precision") else train
-
-
-def headline(evidence: dict) -> str:
-    """Which eval set's verdicts lead: the held-out confirmation set where the study has one."""
-    return CONFIRMATION if CONFIRMATION in evidence else DESIGN
 
 
 def across_bases(cfg: StudyConfig, ev: Evidence, findings: list[dict]) -> list[str]:

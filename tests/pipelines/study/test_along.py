@@ -60,6 +60,7 @@ def test_points_along_rl_follow_each_stages_budget():
      "along_rl.every needs a step or sample budget, but stage rl_edge has budget_flops"),
     (["along_rl.steps=[]"], "finding F1b@1x: 'rl_edge@1' names a point along RL, but stage rl_edge is not followed"),
     (["along_rl.metric=maj"], "along_rl.metric must be process or outcome (got 'maj')"),
+    (['vars.x1="01"'], "finding F1b@1x: 'rl_edge@01' is not a point of stage rl_edge (its points: 0, 1, 2, 4)"),
 ])
 def test_a_schedule_that_cannot_run_is_one_line(extra, message):
     with pytest.raises(ConfigError) as e:
@@ -73,5 +74,9 @@ def test_a_point_is_compared_with_a_point(tmp_path):
                      "stages:\n  base: {kind: pretrain}\n  rl: {kind: rl, after: base, ops: 2-3}\n"
                      "findings:\n  - id: X\n    claims:\n"
                      "      - {kind: greater, model: rl@1, vs: base, split: id, metric: process_pass@1}\n")
-    with pytest.raises(ConfigError, match="a point along RL \\(rl@1 vs base\\) is compared with another point"):
+    with pytest.raises(ConfigError, match="a point along RL \\(rl@1 vs base\\) is compared with a plain stage"):
+        load_study([f"study={study}", "preset=tiny"])
+    study.write_text(study.read_text().replace("{kind: greater, model: rl@1, vs: base, split: id, metric: process_pass@1}",
+                                               "{kind: above, model: rl@1, metric: 'rl:reward', value: 0.1}"))
+    with pytest.raises(ConfigError, match="rl:reward is an RL log key, logged per stage, not per point along RL \\(name the stage, rl\\)"):
         load_study([f"study={study}", "preset=tiny"])
