@@ -87,6 +87,7 @@ class StageRun:
     base: int = 0  # which of the study's bases (independent pretraining seeds) this run descends from
     shipped: Path | None = None  # a shipped base (pipelines/study/shipped.py) installed instead of training
     recipe: str | None = None  # a pretraining's recipe key (recipe_key): how a retrain finds its shipped twin
+    upstream: "StageRun | None" = None  # the run whose final model this one starts from
 
     @property
     def final(self) -> Path:
@@ -154,6 +155,7 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
                     key = stage_key(node.kind, config, upstream.key if upstream else None)
                     run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
                                    model, speed, base, None, recipe)
+                run.upstream = upstream
                 by_name[(name, base, seed)] = run
                 runs.append(run)
     for line in notes:
@@ -258,6 +260,8 @@ def run_eval(run: StageRun, spec: EvalSpec, progress: bool, force: bool, model_d
     from pipelines.common.checkpoint import load_model, model_config_of
 
     device = "cuda" if run.config.accelerator in ("gpu", "cuda") else "cpu"  # sample where the stage trained
+    if (model_dir is None) != (model_key is None):
+        raise ValueError("run_eval: give model_dir and model_key together (another model's evaluations need its own key)")
     model_dir, model_key = Path(model_dir or run.final), model_key or run.key
     with torch.device("meta"):  # the precision is decided from the shape: a cached evaluation loads nothing
         shape = GPT(model_config_of(model_dir))
@@ -291,7 +295,7 @@ class Point:
     flops: float
 
 
-def points_along(run: StageRun, upstream: StageRun, info: dict) -> list[Point]:
+def points_along(run: StageRun, info: dict) -> list[Point]:
     """The points of a finished RL stage's curve, in RL order. Samples and FLOPs are RL's own (the
     snapshot's record), not the upstream stages'."""
     from pipelines.common.checkpoint import load_meta
@@ -299,7 +303,7 @@ def points_along(run: StageRun, upstream: StageRun, info: dict) -> list[Point]:
 
     summary = info.get("summary", {})
     total = int(summary.get("steps", 0))
-    points = [Point(0, upstream, upstream.final, upstream.key, 0, 0.0)]
+    points = [Point(0, run.upstream, run.upstream.final, run.upstream.key, 0, 0.0)]
     for step in run.config.snapshots:
         if step >= total:  # a FLOPs budget that ran out first
             continue

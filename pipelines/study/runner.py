@@ -35,8 +35,8 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     eval_infos: dict[str, dict] = {which: {} for which in specs}
     problems: dict[str, dict] = {which: {} for which in specs}
     rl_logs: dict = {}
-    along: list[dict] = []  # one record per point along RL and eval set
-    followed = set(along_stages(cfg))
+    points: list[dict] = []  # one record per point along RL and eval set
+    followed, along = set(along_stages(cfg)), along_specs(cfg)
     for i, run in enumerate(runs, 1):
         speed = "; ".join(f"{what} {choice}" for what, choice in run.speed.items()) or "shipped weights"
         log(f"stage {i}/{len(runs)}: {run.name} (base {run.base}, seed {run.seed}, {run.kind} on "
@@ -49,15 +49,14 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
         if run.kind == "rl":
             rl_logs[(run.name, run.base, run.seed)] = read_rl_log(run.dir)
         if run.name in followed:
-            upstream = next(r for r in runs if str(r.final) == run.config.init_from)
-            for point in points_along(run, upstream, info):
-                for which, spec in along_specs(cfg).items():
+            for point in points_along(run, info):
+                for which, spec in along.items():
                     tag = eval_key(spec, point.key)  # the final eval's tag when the specs agree: forced once
                     out, ev_info = run_eval(point.owner, spec, cfg.progress, cfg.force and tag not in forced,
                                             point.model_dir, point.key)
                     forced.add(tag)
                     problems[which][(f"{run.name}@{point.step}", run.base, run.seed)] = read_problems(out)
-                    along.append({"stage": run.name, "base": run.base, "seed": run.seed, "step": point.step,
+                    points.append({"stage": run.name, "base": run.base, "seed": run.seed, "step": point.step,
                                   "samples": point.samples, "flops": point.flops, "eval": which,
                                   "wall_s": ev_info.get("wall_s", 0.0), "cached": ev_info.get("cached", False)})
                     log(describe(run, ev_info, what=f"eval at RL step {point.step} ({which} set, along RL)"))
@@ -73,7 +72,7 @@ def run_study(cfg: StudyConfig, command: str = "") -> Path:
     evidence = {which: Evidence(problems[which], rl_logs, list(cfg.seeds), dict(cfg.splits), cfg.bases, cfg.bases_rule)
                 for which in specs}
     result = write_report(cfg, evidence, stage_infos, eval_infos, run_dir, command, time.time() - started, machine,
-                          along)
+                          points)
     for f in result["findings"]:
         log(f"{f['id']}: {f['verdict']}")
     log(f"report: {run_dir / 'report.md'}")
