@@ -75,7 +75,7 @@ class Attention(nn.Module):
         n_qk = self.n_head + self.n_kv_head
         qk = apply_rope(qkv[:, :n_qk], cos, sin)  # q and k heads rotated together: half the ops
         q, k, v = qk[:, :self.n_head], qk[:, self.n_head:], qkv[:, n_qk:]
-        if kv_cache is not None and T == 1:  # decoding: the cache knows its layout (models.sampler.KVCache)
+        if kv_cache is not None and kv_cache.decoding:  # the cache knows its layout (models.sampler.KVCache)
             y = kv_cache.attend(self.layer_idx, q, k, v)
         else:
             if kv_cache is not None:

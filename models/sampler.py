@@ -21,8 +21,8 @@ class KVCache:
     samples it has; each sample row stores only the tokens it decoded. Decode attention reads a prompt's
     keys once for all its samples (their queries side by side in one matmul), which cuts the bytes read
     per step by up to the number of samples: decode attention is most of a step (a bandwidth cost).
-    Protocol the model uses: positions(T), attn_mask(T), update(layer, k, v) while prefilling (T > 1),
-    attend(layer, q, k, v) while decoding (T = 1), advance(T).
+    Protocol the model uses: decoding, positions(T), attn_mask(T), update(layer, k, v) while prefilling,
+    attend(layer, q, k, v) while decoding (one token per row), advance(T).
     pad_len[p] = number of left-pad tokens of prompt p.
     """
 
@@ -51,10 +51,15 @@ class KVCache:
         keys = torch.arange(self.width, device=self.pad_len.device)
         self.pad_mask = (keys[None, :] < self.pad_len[:, None])[:, None, None, :] if self.padded else None
 
+    @property
+    def decoding(self) -> bool:
+        """After fan_out: each forward pass adds one token per live row (attend), not prompt tokens (update)."""
+        return self.t is not None
+
     def positions(self, T: int) -> torch.Tensor:
         """RoPE positions of the next T tokens: (T,) shared, or (B, T) when rows are left-padded."""
         dev = self.pad_len.device
-        if self.t is not None:  # decoding: each row continues its own prompt
+        if self.decoding:  # each row continues its own prompt
             return (self.width - self.pad_len[self.owner] + self.t)[:, None]
         steps = torch.arange(self.pos, self.pos + T, device=dev)
         if not self.padded:
@@ -63,8 +68,8 @@ class KVCache:
 
     def attn_mask(self, T: int) -> torch.Tensor | None:
         """Prefill: a boolean (B, 1, T, pos+T) mask, or None when plain causal attention is already right."""
-        if self.t is not None or not self.padded:
-            return None  # decode masks inside attend; an unpadded prefill is plain causal
+        if self.decoding or (not self.padded and self.pos == 0):
+            return None  # decode masks inside attend; a fresh unpadded prefill is plain causal
         dev = self.pad_len.device
         q = torch.arange(self.pos, self.pos + T, device=dev)[:, None]
         kpos = torch.arange(self.pos + T, device=dev)[None, :]
@@ -76,6 +81,8 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Prefill: store the prompts' keys/values; returns all of them so far."""
+        if self.decoding:
+            raise ValueError("a decoding cache takes one token per row at a time (attend), not prompt tokens")
         end = self.pos + k.shape[2]
         self.prompt_k[layer, :, :, self.pos:end] = k
         self.prompt_v[layer, :, :, self.pos:end] = v
@@ -106,9 +113,6 @@ class KVCache:
         """
         B, KV, t = q.shape[0], self.prompt_k.shape[2], self.t
         g, D = self.n_head // KV, q.shape[-1]
-        if t is None:  # one-token prompts: their prefill is a single step with nothing cached before it
-            k, v = self.update(layer, k, v)
-            return F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), enable_gqa=g > 1)
         with torch.autocast(q.device.type, enabled=False):
             self.new_k[layer, :, :, t] = k[:, :, 0]
             self.new_v[layer, :, :, t] = v[:, :, 0]
@@ -124,7 +128,7 @@ class KVCache:
         return y.reshape(B, self.n_head, 1, D)
 
     def advance(self, T: int) -> None:
-        if self.t is not None:
+        if self.decoding:
             if self.t + T > self.max_new:
                 raise ValueError(f"KV cache overflow: {self.t + T} new tokens > {self.max_new}")
             self.t += T
