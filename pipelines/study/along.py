@@ -61,7 +61,8 @@ def change(cfg: StudyConfig, ev: Evidence, stage: str, first: int, last: int, sp
     return judge("greater", a, b)
 
 
-def _cell(row: dict, key: str) -> str:
+def ci_cell(row: dict, key: str) -> str:
+    """A table cell: the value and its CI (row[key + '_ci']), or – where the row has none."""
     if key not in row:
         return "–"
     lo, hi = row[key + "_ci"]
@@ -74,7 +75,7 @@ def table_lines(rows: list[dict], splits: list[str], metrics: list[str]) -> list
              "|---|---|---|---|" + "---|" * (len(splits) * len(metrics))]
     for r in rows:
         lines.append(f"| {r['label']} | {r['step']} | {r['samples']:.0f} | {r['flops']:.2e} | " +
-                     " | ".join(_cell(r, f"{s}:{m}") for s in splits for m in metrics) + " |")
+                     " | ".join(ci_cell(r, f"{s}:{m}") for s in splits for m in metrics) + " |")
     return lines
 
 

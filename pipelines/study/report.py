@@ -10,7 +10,7 @@ import numpy as np
 
 from gsm_synth.atomic import write_atomic, write_jsonl
 from gsm_synth.dataset import parse_ops
-from pipelines.study.along import FIGURE as ALONG_FIGURE, along_lines, along_rows, draw_along
+from pipelines.study.along import FIGURE as ALONG_FIGURE, along_lines, along_rows, ci_cell, draw_along
 from pipelines.study.claims import MARGINS, Evidence, check_finding
 from pipelines.study.judge import VERDICTS
 from pipelines.evaluation.metrics import bootstrap_ci, metric_key, sample_ks
@@ -61,13 +61,6 @@ def curve_rows(cfg: StudyConfig, ev: Evidence, model: str) -> list[dict]:
         if metric_key("process", ks[-1]) in row:
             rows.append(row)
     return rows
-
-
-def _fmt(row: dict, key: str) -> str:
-    if key not in row:
-        return "–"
-    lo, hi = row[key + "_ci"]
-    return f"{row[key]:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
 def _smooth(ys: list[float], width: int) -> list[float]:
@@ -370,7 +363,7 @@ def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval
               "dependency errors / sample | missing-parameter errors / sample |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['split']} | {r['ops']} | " + " | ".join(
-            _fmt(r, k) for k in metric_table_keys(cfg.k) + ["errors:dependency_mismatch", "errors:missing_parameter"]) + " |")
+            ci_cell(r, k) for k in metric_table_keys(cfg.k) + ["errors:dependency_mismatch", "errors:missing_parameter"]) + " |")
     lines += [""]
     if along_table:
         lines += along_lines(cfg, ev, along_table, [r for r in along if r["eval"] == lead], lead)
