@@ -55,7 +55,7 @@ def machines(stages: list[dict]) -> list[str]:
 def run_section(run: dict) -> list[str]:
     cfg = run["config"]
     n = cfg.get("k") or cfg.get("eval", {}).get("n_samples")  # runs before `k` reported pass@n
-    lines = [f"## `{cfg.get('study')}` — preset `{cfg.get('preset')}`", ""]
+    lines = [f"## `{cfg.get('study')}`{seed_note(run)} — preset `{cfg.get('preset')}`", ""]
     if cfg.get("description"):
         lines += [str(cfg["description"]).strip(), ""]
     trained = sum(float(st.get("wall_s", 0.0)) for st in run["stages"]) / 60
@@ -70,7 +70,8 @@ def run_section(run: dict) -> list[str]:
     held_out = any(f.get("eval") == "confirmation" for f in run["findings"])
     sets = (f"Verdicts on the held-out confirmation set (eval seed {cfg.get('confirmation_seed')}); the design set's "
             f"(eval seed {cfg.get('eval', {}).get('seed', 0)}) beside them." if held_out else
-            "Verdicts on the design eval set only (this run has no held-out confirmation set).")
+            f"Verdicts on one eval set (eval seed {cfg.get('eval', {}).get('seed', 0)}); this run has no held-out "
+            "confirmation set.")
     lines += [sets, "", "| finding | verdict | design set | claims (difference [90 % CI], margin δ, MDE) |",
               "|---|---|---|---|"]
     for f in run["findings"]:
@@ -100,6 +101,12 @@ def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
 
 
+def seed_note(run: dict) -> str:
+    """' (eval seed 1)' for a run on another eval set than the default's (e.g. TTRL's confirmation run)."""
+    seed = run["config"].get("eval", {}).get("seed", 0)
+    return f" (eval seed {seed})" if seed else ""
+
+
 def rewards(run: dict) -> str:
     """The RL rewards a run's stages trained with (a stage may set its own), or the study's default."""
     kinds = sorted({st["summary"]["reward_kind"] for st in run["stages"] if st.get("summary", {}).get("reward_kind")})
@@ -116,8 +123,8 @@ def write_results(roots: list[Path], path: Path) -> list[dict]:
 
     runs = [read_run(folder) for folder in run_folders(roots)]
     lines = [HEADER, "| study | preset | RL reward | verdicts |", "|---|---|---|---|"]
-    lines += [f"| `{r['config'].get('study')}` | {r['config'].get('preset')} | {rewards(r)} | {verdict_line(r) or '–'} |"
-              for r in runs]
+    lines += [f"| `{r['config'].get('study')}`{seed_note(r)} | {r['config'].get('preset')} | {rewards(r)} | "
+              f"{verdict_line(r) or '–'} |" for r in runs]
     lines.append("")
     for run in runs:
         lines += run_section(run)

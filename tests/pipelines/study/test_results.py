@@ -4,11 +4,11 @@ import json
 from pipelines import results as results_cli
 
 
-def fake_run(root, study="rl_difficulty", verdict="not significant"):
+def fake_run(root, study="rl_difficulty", verdict="not significant", eval_seed=0):
     folder = root / f"{study}-small"
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(f"study: {study}\npreset: small\ndescription: Which RL data helps?\n"
-                                        "eval: {n_samples: 64}\n")
+                                        f"eval: {{n_samples: 64, seed: {eval_seed}}}\n")
     (folder / "report.md").write_text(f"# Study\n\nCommand: `python -m pipelines.run study={study}`  \n"
                                       "Seeds: 0; total wall time 29.0 min (stages reused ...).\n")
     machine = {"cpu": "Test CPU", "arch": "x86_64", "isa": {"avx2": True, "avx512_bf16": False}, "cores": 2,
@@ -27,10 +27,12 @@ def fake_run(root, study="rl_difficulty", verdict="not significant"):
 def test_the_page_carries_each_runs_verdicts_numbers_and_machine(tmp_path):
     fake_run(tmp_path / "runs")
     fake_run(tmp_path / "other", study="ttrl", verdict="reproduced")
+    fake_run(tmp_path / "seed1", study="ttrl", verdict="reproduced", eval_seed=1)
     page = tmp_path / "results.md"
-    assert results_cli.main([f"runs={tmp_path / 'runs'},{tmp_path / 'other'}", f"file={page}"]) == 0
+    assert results_cli.main([f"runs={tmp_path / 'runs'},{tmp_path / 'other'},{tmp_path / 'seed1'}", f"file={page}"]) == 0
     text = page.read_text()
     assert "| `rl_difficulty` | small | ? | F1b ➖ |" in text and "| `ttrl` | small | ? | F1b ✅ |" in text  # runs without rl.reward: ?
+    assert "| `ttrl` (eval seed 1) | small |" in text and "Verdicts on one eval set (eval seed 1)" in text
     assert "difference +0.021 [-0.083, +0.146]" in text  # the claim's numbers, as the runner wrote them
     assert "| base | edge | 6-7 | 0.134 [0.100, 0.200] | 0.458 [0.300, 0.600] | – |" in text
     assert "Test CPU" in text and "no avx512_bf16" in text and "took 29.0 min to train" in text
