@@ -88,11 +88,16 @@ class KVCache:
         self.prompt_v[layer, :, :, self.pos:end] = v
         return self.prompt_k[layer, :, :, :end], self.prompt_v[layer, :, :, :end]
 
+    @property
+    def _dense(self) -> bool:
+        """One live row per prompt, in prompt order: rows are already the grid (compaction keeps this for n = 1)."""
+        return self.n == 1 and len(self.slot) == self.prompt_k.shape[1]
+
     def _to_grid(self, x: torch.Tensor) -> torch.Tensor:
         """(rows, KV, g, X) -> (prompts, KV, n * g, X): each prompt's live samples side by side (dead ones 0)."""
         B, KV, g, X = x.shape
         P = self.prompt_k.shape[1]
-        if self.n == 1 and B == P:  # one row per prompt, in order: already the grid
+        if self._dense:
             return x
         grid = x.new_zeros(P * self.n, KV, g, X)
         grid[self.slot] = x
@@ -100,7 +105,7 @@ class KVCache:
 
     def _from_grid(self, x: torch.Tensor, g: int) -> torch.Tensor:
         P, KV, _, X = x.shape
-        if self.n == 1 and len(self.slot) == P:
+        if self._dense:
             return x
         return x.view(P, KV, self.n, g, X).transpose(1, 2).reshape(P * self.n, KV, g, X)[self.slot]
 
