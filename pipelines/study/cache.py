@@ -33,7 +33,7 @@ CODE_VERSION = 3
 SAMPLER_VERSION = 2
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and
 # compile are in it, resolved for the machine: they change the trained model (compile by float ulps).
-NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch"}
+NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch", "data_workers"}
 STAGE_INFO = "stage.json"
 SPEED_MEMORY = "speed.json"  # the precision / compile decisions the keys of this cache were built on
 

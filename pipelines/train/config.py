@@ -30,6 +30,9 @@ class LMStageConfig:
     budget_tokens: Optional[int] = 20_000_000  # tokens trained on; or set budget_flops instead
     budget_flops: Optional[float] = None
     batch_size: int = 16
+    # blocks per forward/backward (gradient accumulation: memory only, the step is the same); None: batch_size
+    micro_batch: Optional[int] = None
+    data_workers: int = 0  # processes that make training blocks beside the trainer (a GPU outruns one core)
     seq_len: int = 512
     prompt_loss_weight: float = 1.0  # weight of problem-text tokens in the loss (solution tokens: 1)
     precision: str = "auto"  # auto (from the machine, models/speed.py) | 32-true | bf16-mixed | 16-mixed (GPU)

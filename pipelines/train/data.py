@@ -7,7 +7,7 @@ is stored anywhere.
 from __future__ import annotations
 
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import IterableDataset, get_worker_info
 
 from pipelines.common.mixture import Mixture
 from pipelines.common.text import encode_example
@@ -38,18 +38,37 @@ class BlockStream(IterableDataset):
 
     stride = (world_size, rank, batch_size): step s on rank r uses blocks (s*W + r)*B .. +B-1, so every
     rank of a DDP run reads its own blocks and the total stream does not depend on how it is split.
+    Each block comes with its step's total loss weight on this rank, so a step split into micro-batches
+    (gradient accumulation) divides by the same number as the whole step would. With several DataLoader
+    workers, worker i makes micro-batches i, i + workers, ...: the loader takes one batch from each worker
+    in turn, so the order is the one-process order.
     """
 
     def __init__(self, mixture: Mixture, tokenizer, seed: int, seq_len: int, prompt_weight: float,
-                 start: int = 0, stride: tuple[int, int, int] = (1, 0, 1)):
+                 start: int = 0, stride: tuple[int, int, int] = (1, 0, 1), micro_batch: int | None = None):
         self.mixture, self.tokenizer, self.seed = mixture, tokenizer, seed
         self.seq_len, self.prompt_weight, self.start, self.stride = seq_len, prompt_weight, start, stride
+        self.micro_batch = micro_batch or stride[2]
+
+    def _block(self, k: int):
+        return pack_block(self.mixture, self.tokenizer, self.seed, k, self.seq_len, self.prompt_weight)
 
     def __iter__(self):
         world, rank, batch = self.stride
-        step = self.start
+        info = get_worker_info()
+        workers, me = (info.num_workers, info.id) if info else (1, 0)
+        micro = self.micro_batch
+        step, index = self.start, 0  # index: micro-batches since start, the loader's order
         while True:
             first = (step * world + rank) * batch
-            for k in range(first, first + batch):
-                yield pack_block(self.mixture, self.tokenizer, self.seed, k, self.seq_len, self.prompt_weight)
+            if self.prompt_weight == 1.0:  # every target weighs 1: the step's weight needs no blocks
+                blocks, step_weight = None, torch.tensor(float(batch * self.seq_len))
+            else:  # the whole step's blocks (each worker makes them all: workers pay off at weight 1 only)
+                blocks = [self._block(k) for k in range(first, first + batch)]
+                step_weight = torch.stack([w for _, _, w, _ in blocks]).sum()
+            for lo in range(0, batch, micro):
+                if index % workers == me:
+                    for j in range(lo, lo + micro):
+                        yield (*(blocks[j] if blocks else self._block(first + j)), step_weight)
+                index += 1
             step += 1

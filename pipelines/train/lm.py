@@ -56,10 +56,13 @@ class LMModule(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
-        x, y, w, solution = batch
+        x, y, w, solution, step_weight = batch
         logits = self.forward_logits(x)
         ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
-        weight = w.sum()
+        # The whole step's weight, not this micro-batch's: Lightning divides each micro-batch's loss by
+        # the number of micro-batches, so multiplying by it back makes their sum the step's weighted mean.
+        accumulate = self.trainer.accumulate_grad_batches
+        weight = step_weight[0] / accumulate
         if self.trainer.world_size > 1:
             # DDP averages the ranks' gradients: dividing by the mean weight over ranks makes that average
             # the gradient of the whole global batch's weighted mean, as on one process.
@@ -95,24 +98,30 @@ class StreamData(pl.LightningDataModule):
         t = self.trainer
         step, world, rank = t.global_step, t.world_size, t.global_rank
         stream = BlockStream(self.mixture, self.tokenizer, self.cfg.seed, self.cfg.seq_len,
-                             self.cfg.prompt_loss_weight, start=step, stride=(world, rank, self.cfg.batch_size))
-        return DataLoader(stream, batch_size=self.cfg.batch_size, num_workers=0)
+                             self.cfg.prompt_loss_weight, start=step, stride=(world, rank, self.cfg.batch_size),
+                             micro_batch=self.cfg.micro_batch)
+        return DataLoader(stream, batch_size=self.cfg.micro_batch or self.cfg.batch_size,
+                          num_workers=self.cfg.data_workers)
 
 
 class Throughput(Callback):
-    """Tokens/s and FLOPs so far, logged every step (and shown in the progress bar)."""
+    """Tokens/s of each optimizer step by the wall clock since the previous one (data, every micro-batch and
+    the optimizer included; the first step also pays for compilation), and FLOPs so far."""
 
     def __init__(self, tokens_per_step: int, flops_per_token: float):
         self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
-        self.t0 = None
+        self.last, self.step = None, None
 
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        self.t0 = time.perf_counter()
+    def on_train_start(self, trainer, module):
+        self.last, self.step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        dt = time.perf_counter() - self.t0
-        module.log("tok_s", self.tokens_per_step / dt, prog_bar=True)
+        if trainer.global_step == self.step:  # a micro-batch inside an accumulating step
+            return
+        now = time.perf_counter()
+        module.log("tok_s", self.tokens_per_step / (now - self.last), prog_bar=True)
         module.log("flops", float(trainer.global_step * self.tokens_per_step * self.flops_per_token))
+        self.last, self.step = now, trainer.global_step
 
 
 class AtomicCheckpoint(ModelCheckpoint):
@@ -171,6 +180,10 @@ def validate(cfg: LMStageConfig) -> None:
     for key in ("batch_size", "seq_len", "checkpoint_every", "devices"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1 (got {getattr(cfg, key)})")
+    if cfg.data_workers < 0:
+        raise ConfigError(f"data_workers must be >= 0 (got {cfg.data_workers})")
+    if cfg.micro_batch is not None and (cfg.micro_batch < 1 or cfg.batch_size % cfg.micro_batch):
+        raise ConfigError(f"micro_batch must divide batch_size {cfg.batch_size} (got {cfg.micro_batch})")
     check_accelerator(cfg.accelerator, cfg.devices)
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0 (got {cfg.optim.lr})")
@@ -228,7 +241,8 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
     tokens_per_step = cfg.batch_size * cfg.seq_len
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
-        max_steps=total_steps, gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
+        max_steps=total_steps, accumulate_grad_batches=cfg.batch_size // (cfg.micro_batch or cfg.batch_size),
+        gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
         callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), ShareCores(), *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,

@@ -49,6 +49,28 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 
 @pytest.mark.slow
+def test_micro_batches_train_the_same_model_as_whole_steps(tmp_path):
+    # prompt tokens weigh 0.3, so micro-batches carry different weights: each must still divide by the
+    # whole step's weight, or the accumulated gradient is not the step's weighted mean
+    whole = run_lm_stage(tiny(prompt_loss_weight=0.3), tmp_path / "whole", progress=False)
+    split = run_lm_stage(tiny(prompt_loss_weight=0.3, micro_batch=2), tmp_path / "split", progress=False)
+    a, b = weights(whole), weights(split)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    rows = [r for r in csv.DictReader(open(next((tmp_path / "split" / "logs").glob("version_*/metrics.csv"))))
+            if r.get("tok_s")]
+    assert len(rows) == 12  # one throughput figure per optimizer step, not per micro-batch
+
+
+@pytest.mark.slow
+def test_data_workers_feed_the_one_process_stream(tmp_path):
+    # two workers take turns at micro-batches; the loader must still see them in the one-process order
+    alone = run_lm_stage(tiny(micro_batch=2), tmp_path / "alone", progress=False)
+    workers = run_lm_stage(tiny(micro_batch=2, data_workers=2), tmp_path / "workers", progress=False)
+    a, b = weights(alone), weights(workers)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
 def test_short_pretrain_lowers_the_loss(tmp_path):
     run_lm_stage(tiny(budget_tokens=40 * 8 * 128, batch_size=8, optim=OptimConfig(lr=1e-2, warmup_frac=0.05)),
                  tmp_path, progress=False)
@@ -84,6 +106,7 @@ def test_corrupted_checkpoint_is_one_clear_error(tmp_path):
     (["batch_size=two"], "bad value for 'batch_size'"),
     (["mixture.contexts={aquarium: 1}"], "unknown context 'aquarium'"),
     (["mixture.ops={2-99999: 1}"], "op must be from 1 to"),
+    (["batch_size=4", "micro_batch=3"], "micro_batch must divide batch_size 4 (got 3)"),
 ])
 def test_bad_config_is_one_line(tmp_path, argv, message):
     with pytest.raises((ConfigError, ValueError)) as e:
