@@ -33,6 +33,8 @@ CODE_VERSION = 3
 SAMPLER_VERSION = 2
 # Settings that change how a stage runs but not what it produces: left out of the key. Precision and
 # compile are in it, resolved for the machine: they change the trained model (compile by float ulps).
+# micro_batch changes it by ulps too (sums in another order) but is what fits a machine's memory, so a
+# stage cached on one machine serves another.
 NOT_IN_KEY = {"checkpoint_every", "init_from", "max_batch", "micro_batch", "data_workers"}
 STAGE_INFO = "stage.json"
 SPEED_MEMORY = "speed.json"  # the precision / compile decisions the keys of this cache were built on

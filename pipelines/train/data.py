@@ -37,11 +37,9 @@ class BlockStream(IterableDataset):
     """Blocks for optimizer steps start, start+1, ... forever (the trainer stops at its budget).
 
     stride = (world_size, rank, batch_size): step s on rank r uses blocks (s*W + r)*B .. +B-1, so every
-    rank of a DDP run reads its own blocks and the total stream does not depend on how it is split.
-    Each block comes with its step's total loss weight on this rank, so a step split into micro-batches
-    (gradient accumulation) divides by the same number as the whole step would. With several DataLoader
-    workers, worker i makes micro-batches i, i + workers, ...: the loader takes one batch from each worker
-    in turn, so the order is the one-process order.
+    rank of a DDP run reads its own blocks and the total stream does not depend on how it is split. With
+    several DataLoader workers, worker i makes micro-batches i, i + workers, ... of the stream: the loader
+    takes one batch from each worker in turn, so the order is the one-process order.
     """
 
     def __init__(self, mixture: Mixture, tokenizer, seed: int, seq_len: int, prompt_weight: float,
@@ -50,25 +48,15 @@ class BlockStream(IterableDataset):
         self.seq_len, self.prompt_weight, self.start, self.stride = seq_len, prompt_weight, start, stride
         self.micro_batch = micro_batch or stride[2]
 
-    def _block(self, k: int):
-        return pack_block(self.mixture, self.tokenizer, self.seed, k, self.seq_len, self.prompt_weight)
-
     def __iter__(self):
         world, rank, batch = self.stride
         info = get_worker_info()
         workers, me = (info.num_workers, info.id) if info else (1, 0)
-        micro = self.micro_batch
-        step, index = self.start, 0  # index: micro-batches since start, the loader's order
+        micro_per_step = batch // self.micro_batch
+        index = self.start * micro_per_step + me  # micro-batches since the stream's step 0, in the loader's order
         while True:
-            first = (step * world + rank) * batch
-            if self.prompt_weight == 1.0:  # every target weighs 1: the step's weight needs no blocks
-                blocks, step_weight = None, torch.tensor(float(batch * self.seq_len))
-            else:  # the whole step's blocks (each worker makes them all: workers pay off at weight 1 only)
-                blocks = [self._block(k) for k in range(first, first + batch)]
-                step_weight = torch.stack([w for _, _, w, _ in blocks]).sum()
-            for lo in range(0, batch, micro):
-                if index % workers == me:
-                    for j in range(lo, lo + micro):
-                        yield (*(blocks[j] if blocks else self._block(first + j)), step_weight)
-                index += 1
-            step += 1
+            step, part = divmod(index, micro_per_step)
+            first = (step * world + rank) * batch + part * self.micro_batch
+            for k in range(first, first + self.micro_batch):
+                yield pack_block(self.mixture, self.tokenizer, self.seed, k, self.seq_len, self.prompt_weight)
+            index += workers

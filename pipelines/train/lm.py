@@ -56,26 +56,49 @@ class LMModule(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
-        x, y, w, solution, step_weight = batch
+        x, y, w, solution = batch
         logits = self.forward_logits(x)
         ce = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
-        # The whole step's weight, not this micro-batch's: Lightning divides each micro-batch's loss by
-        # the number of micro-batches, so multiplying by it back makes their sum the step's weighted mean.
-        accumulate = self.trainer.accumulate_grad_batches
-        weight = step_weight[0] / accumulate
-        if self.trainer.world_size > 1:
-            # DDP averages the ranks' gradients: dividing by the mean weight over ranks makes that average
-            # the gradient of the whole global batch's weighted mean, as on one process.
-            weight = self.trainer.strategy.reduce(weight.detach(), reduce_op="mean")
-        loss = (ce * w.flatten()).sum() / weight
-        sync = self.trainer.world_size > 1
-        self.log("loss", loss, prog_bar=True, sync_dist=sync)
-        # Loss on solution tokens alone: the part that measures reasoning (problem text is mostly noise).
-        sol = solution.flatten()
-        self.log("solution_loss", ce.detach()[sol].mean() if sol.any() else ce.new_zeros(()), prog_bar=True,
-                 sync_dist=sync)
+        if batch_idx % self.trainer.accumulate_grad_batches == 0:  # an optimizer step starts: new sums
+            self._step = ce.new_zeros(5)  # weighted loss, weight, solution loss, solution tokens, tokens
+        weighted, sol = (ce * w.flatten()).sum(), solution.flatten()
+        self._step += torch.stack([weighted.detach(), w.sum(), ce.detach()[sol].sum(), sol.sum().float(),
+                                   ce.new_tensor(ce.numel())])
+        # Divided by its token count, not its weight: the step's weight is known only after its last
+        # micro-batch, and on_before_optimizer_step rescales the summed gradient to it.
+        loss = weighted / ce.numel()
+        if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:  # the step's last micro-batch
+            self._totals = self._step  # over every rank: one all-reduce a step
+            if self.trainer.world_size > 1:
+                self._totals = self.trainer.strategy.reduce(self._step.clone(), reduce_op="sum")
+            total = self._totals
+            self.log("loss", total[0] / total[1], prog_bar=True)
+            # Loss on solution tokens alone: the part that measures reasoning (problem text is mostly noise).
+            self.log("solution_loss", total[2] / total[3].clamp(min=1), prog_bar=True)
         self.log("lr", self.lr_schedulers().get_last_lr()[0])
         return loss
+
+    def on_before_optimizer_step(self, optimizer):
+        """Makes the gradient that of the step's weighted mean loss over every rank and micro-batch.
+        Lightning averaged the micro-batches' losses (each a sum over its tokens / token count) and DDP the
+        ranks', so the gradient is d(sum of weighted losses) / (all tokens); this scales it to / (all weight)."""
+        scale = self._totals[4] / self._totals[1]
+        if scale != 1:  # every target weighs 1: nothing to do
+            for p in self.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["micro_batches_per_step"] = self.trainer.accumulate_grad_batches
+
+    def on_load_checkpoint(self, checkpoint):
+        # Lightning resumes counting micro-batches where the checkpoint left off: another count per step would
+        # cut the next steps across the data stream's step boundaries
+        saved, now = checkpoint.get("micro_batches_per_step", 1), self.trainer.accumulate_grad_batches
+        if saved != now:
+            raise ConfigError(f"this stage's checkpoint was written with {saved} micro-batch(es) per step and "
+                              f"micro_batch now makes {now}: resume with micro_batch=batch_size/{saved}, or "
+                              "delete the stage's ckpt/ to start over")
 
     def configure_optimizers(self):
         o = self.optim

@@ -1,15 +1,19 @@
 """LM stage: a tiny pretrain lowers the loss, a killed run resumes to the same weights, bad configs fail."""
 import csv
+import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 from pipelines.common.checkpoint import CheckpointError, load_model
 from pipelines.common.config import ConfigError, parse_dotlist
 from pipelines.common.mixture import MixtureConfig
 from pipelines.train.config import LMStageConfig, OptimConfig
-from pipelines.train.lm import run_lm_stage
+from pipelines.common.mixture import Mixture
+from pipelines.train.data import BlockStream
+from pipelines.train.lm import LMModule, make_tokenizer, run_lm_stage
 
 
 def tiny(**kw):
@@ -48,25 +52,70 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert run_lm_stage(tiny(), tmp_path / "b", progress=False) == resumed
 
 
+def logged(stage_dir, key):
+    rows = csv.DictReader(open(next((stage_dir / "logs").glob("version_*/metrics.csv"))))
+    return [float(r[key]) for r in rows if r.get(key)]
+
+
 @pytest.mark.slow
 def test_micro_batches_train_the_same_model_as_whole_steps(tmp_path):
-    # prompt tokens weigh 0.3, so micro-batches carry different weights: each must still divide by the
-    # whole step's weight, or the accumulated gradient is not the step's weighted mean
+    # prompt tokens weigh 0.3, so micro-batches carry different weights: the step must still be the
+    # weighted mean over all of them, and so must the loss it logs
     whole = run_lm_stage(tiny(prompt_loss_weight=0.3), tmp_path / "whole", progress=False)
     split = run_lm_stage(tiny(prompt_loss_weight=0.3, micro_batch=2), tmp_path / "split", progress=False)
     a, b = weights(whole), weights(split)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
-    rows = [r for r in csv.DictReader(open(next((tmp_path / "split" / "logs").glob("version_*/metrics.csv"))))
-            if r.get("tok_s")]
-    assert len(rows) == 12  # one throughput figure per optimizer step, not per micro-batch
+    for key in ("loss", "solution_loss"):
+        assert logged(tmp_path / "whole", key) == pytest.approx(logged(tmp_path / "split", key), rel=1e-4)
+    assert len(logged(tmp_path / "split", "tok_s")) == 12  # one figure per optimizer step, not per micro-batch
+
+
+@pytest.mark.slow
+def test_a_step_follows_the_gradient_of_its_weighted_mean_loss(tmp_path, monkeypatch):
+    seen = {}
+    original = LMModule.on_before_optimizer_step
+
+    def record(module, optimizer):
+        original(module, optimizer)
+        if not seen:  # the first step: its starting weights and the gradient the optimizer gets
+            seen["weights"] = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+            seen["grads"] = {k: p.grad.clone() for k, p in module.model.named_parameters()}
+
+    monkeypatch.setattr(LMModule, "on_before_optimizer_step", record)
+    cfg = tiny(prompt_loss_weight=0.3, micro_batch=2, budget_tokens=4 * 128)
+    run_lm_stage(cfg, tmp_path, progress=False)
+    model = load_model(tmp_path / "final")[0]
+    model.load_state_dict(seen["weights"])
+    blocks = list(itertools.islice(BlockStream(Mixture(cfg.mixture), make_tokenizer(), cfg.seed, cfg.seq_len, 0.3,
+                                               stride=(1, 0, cfg.batch_size)), cfg.batch_size))
+    x, y, w, _ = (torch.stack(t) for t in zip(*blocks))
+    ce = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="none")
+    ((ce * w.flatten()).sum() / w.sum()).backward()
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, seen["grads"][name], atol=1e-6, rtol=1e-4), name
 
 
 @pytest.mark.slow
 def test_data_workers_feed_the_one_process_stream(tmp_path):
-    # two workers take turns at micro-batches; the loader must still see them in the one-process order
-    alone = run_lm_stage(tiny(micro_batch=2), tmp_path / "alone", progress=False)
-    workers = run_lm_stage(tiny(micro_batch=2, data_workers=2), tmp_path / "workers", progress=False)
+    # three workers take turns at two micro-batches a step, so each worker's share moves from step to
+    # step; the loader must still see the one-process order
+    cfg = dict(micro_batch=2, prompt_loss_weight=0.3)
+    alone = run_lm_stage(tiny(**cfg), tmp_path / "alone", progress=False)
+    workers = run_lm_stage(tiny(**cfg, data_workers=3), tmp_path / "workers", progress=False)
     a, b = weights(alone), weights(workers)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_a_killed_accumulating_run_resumes_only_with_its_micro_batch(tmp_path):
+    unbroken = run_lm_stage(tiny(micro_batch=2), tmp_path / "a", progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_lm_stage(tiny(micro_batch=2), tmp_path / "b", progress=False, callbacks=[KillAt(7)])
+    with pytest.raises(ConfigError) as e:
+        run_lm_stage(tiny(micro_batch=1), tmp_path / "b", progress=False)
+    assert "written with 2 micro-batch(es) per step" in str(e.value) and "\n" not in str(e.value)
+    resumed = run_lm_stage(tiny(micro_batch=2), tmp_path / "b", progress=False)
+    a, b = weights(unbroken), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
