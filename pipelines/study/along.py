@@ -34,11 +34,16 @@ def _values(ev: Evidence, model: str, metric: str, split: str) -> np.ndarray | N
 def along_rows(cfg: StudyConfig, ev: Evidence, records: list[dict], which: str) -> list[dict]:
     """One row per (stage, point), in RL order within each stage (samples never decrease down a stage's
     rows): samples and FLOPs of RL so far (means over bases and seeds), and per split and metric the mean
-    with a 95 % BCa CI over bases and problems."""
+    with a 95 % BCa CI over bases and problems, and the change from the stage's first point, paired on the
+    same bases and problems (`<split>:<metric>:change`), with its own CI: the levels' CIs hold how far
+    bases lie apart, which RL does not change, so only the paired change shows what RL did."""
     rows = []
     for stage in along_stages(cfg):
         mine = [r for r in records if r["stage"] == stage and r["eval"] == which]
-        for step in sorted({r["step"] for r in mine}):
+        steps = sorted({r["step"] for r in mine})
+        start = {(split, metric): _values(ev, f"{stage}@{steps[0]}", metric, split)
+                 for split in cfg.splits for metric in along_metrics(cfg)} if steps else {}
+        for step in steps:
             at = [r for r in mine if r["step"] == step]
             row = {"stage": stage, "label": label(cfg, stage), "step": step, "eval": which,
                    "samples": float(np.mean([r["samples"] for r in at])),
@@ -46,9 +51,15 @@ def along_rows(cfg: StudyConfig, ev: Evidence, records: list[dict], which: str) 
             for split in cfg.splits:
                 for metric in along_metrics(cfg):
                     x = _values(ev, f"{stage}@{step}", metric, split)
-                    if x is not None:
-                        lo, hi, _ = bca_ci(x, level=0.95, n_boot=N_BOOT)
-                        row[f"{split}:{metric}"], row[f"{split}:{metric}_ci"] = float(x.mean()), [lo, hi]
+                    if x is None:
+                        continue
+                    key = f"{split}:{metric}"
+                    lo, hi, _ = bca_ci(x, level=0.95, n_boot=N_BOOT)
+                    row[key], row[f"{key}_ci"] = float(x.mean()), [lo, hi]
+                    x0 = start[split, metric]
+                    if x0 is not None and x0.shape == x.shape:  # paired on the same bases and problems
+                        lo, hi, _ = bca_ci(x - x0, level=0.95, n_boot=N_BOOT)
+                        row[f"{key}:change"], row[f"{key}:change_ci"] = float((x - x0).mean()), [lo, hi]
             rows.append(row)
     return rows
 
@@ -109,20 +120,22 @@ def along_lines(cfg: StudyConfig, ev: Evidence, rows: list[dict], records: list[
 
 
 def draw_along(cfg: StudyConfig, rows: list[dict], path: Path) -> Path | None:
-    """Panels: one per split and metric (metrics as rows of the grid); a line per RL stage against samples."""
+    """Panels: one per split and metric (metrics as rows of the grid); a line per RL stage against samples,
+    the paired change from its first point with a 95 % band."""
     from pipelines.evaluation import plots
 
     panels = {}
     for metric in along_metrics(cfg):
         for split, ops in cfg.splits.items():
-            key, series = f"{split}:{metric}", {}
+            key, series = f"{split}:{metric}:change", {}
             for stage in along_stages(cfg):
                 mine = [r for r in rows if r["stage"] == stage and key in r]
                 if mine:
                     series[label(cfg, stage)] = ([r["samples"] for r in mine], [r[key] for r in mine],
                                                  [r[key + "_ci"][0] for r in mine], [r[key + "_ci"][1] for r in mine])
             if series:
-                panels[f"{split} (op {ops}): {metric}"] = series
+                panels[f"{split} (op {ops}): Δ {metric}"] = series
     if not panels:
         return None
-    return plots.plot_lines(panels, path, "RL samples (prompts × group size)", "pass@k", columns=len(cfg.splits))
+    return plots.plot_lines(panels, path, "RL samples (prompts × group size)", "change from RL step 0", ylim=None,
+                            columns=len(cfg.splits))

@@ -285,7 +285,8 @@ def write_report(cfg: StudyConfig, evidence: dict, stage_infos: list[dict], eval
     plots_drawn = draw_plots(cfg, ev, run_dir)
     along_table = along_rows(cfg, ev, list(along), lead) if along else []
     if along_table and draw_along(cfg, along_table, run_dir / ALONG_FIGURE):
-        plots_drawn.append(("pass@1 and pass@k along RL, against RL samples (95 % CI bands)", ALONG_FIGURE))
+        plots_drawn.append(("change in pass@1 and pass@k along RL from its start, paired on bases and problems, "
+                            "against RL samples (95 % CI bands)", ALONG_FIGURE))
     n = cfg.eval.n_samples
     lines = [f"# Study `{cfg.study}` — preset `{cfg.preset}`", ""]
     if cfg.description:

@@ -31,6 +31,10 @@ def test_the_compute_axis_study_runs_and_evaluates_each_point_once(tmp_path, cap
         samples = [r["samples"] for r in mine]
         assert samples == sorted(samples) and samples[0] == 0 and len(set(samples)) == len(samples)
         assert all("edge:process_pass@2" in r and r["edge:process_pass@2_ci"][0] <= r["edge:process_pass@2"] for r in mine)
+        key = "edge:process_pass@2"  # the change is paired on the same problems as the curve's first point
+        assert mine[0][key + ":change"] == 0 and mine[0][key + ":change_ci"] == [0, 0]
+        assert all(r[key + ":change"] == pytest.approx(r[key] - mine[0][key]) for r in mine)
+        assert all(r[key + ":change_ci"][0] <= r[key + ":change"] <= r[key + ":change_ci"][1] for r in mine)
     from pipelines.study.results import write_results
     write_results([tmp_path], tmp_path / "results.md")
     assert "pass@k along RL (design set" in (tmp_path / "results.md").read_text()
