@@ -156,6 +156,7 @@ def test_corrupted_checkpoint_is_one_clear_error(tmp_path):
     (["mixture.contexts={aquarium: 1}"], "unknown context 'aquarium'"),
     (["mixture.ops={2-99999: 1}"], "op must be from 1 to"),
     (["batch_size=4", "micro_batch=3"], "micro_batch must divide batch_size 4 (got 3)"),
+    (["data_workers=-1"], "data_workers must be >= 0 (got -1)"),
 ])
 def test_bad_config_is_one_line(tmp_path, argv, message):
     with pytest.raises((ConfigError, ValueError)) as e:
