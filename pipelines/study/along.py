@@ -131,11 +131,11 @@ def draw_along(cfg: StudyConfig, rows: list[dict], path: Path) -> Path | None:
             for stage in along_stages(cfg):
                 mine = [r for r in rows if r["stage"] == stage and key in r]
                 if mine:
-                    series[label(cfg, stage)] = ([r["samples"] for r in mine], [r[key] for r in mine],
+                    series[label(cfg, stage)] = ([r["samples"] / 1000 for r in mine], [r[key] for r in mine],
                                                  [r[key + "_ci"][0] for r in mine], [r[key + "_ci"][1] for r in mine])
             if series:
                 panels[f"{split} (op {ops}): Δ {metric}"] = series
     if not panels:
         return None
-    return plots.plot_lines(panels, path, "RL samples (prompts × group size)", "change from RL step 0", ylim=None,
-                            columns=len(cfg.splits))
+    return plots.plot_lines(panels, path, "RL samples, thousands (prompts × group size)", "change from RL step 0",
+                            ylim=None, columns=len(cfg.splits))
