@@ -35,8 +35,9 @@ from models.machine import describe_machine  # noqa: E402
 from pipelines.common.config import to_yaml  # noqa: E402
 from pipelines.common.mixture import Mixture  # noqa: E402
 from pipelines.study.load import load_study  # noqa: E402
-from pipelines.train.data import BlockStream  # noqa: E402
-from pipelines.train.lm import make_tokenizer, model_config_for, run_lm_stage  # noqa: E402
+from pipelines.study.claims import read_rl_log  # noqa: E402
+from pipelines.train.config import micro_batch_size  # noqa: E402
+from pipelines.train.lm import block_loader, make_tokenizer, model_config_for, run_lm_stage  # noqa: E402
 from pipelines.train.rl import run_rl_stage  # noqa: E402
 
 DATASHEET_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, by the vendor's datasheets
@@ -69,11 +70,7 @@ def measure_peak(device: str) -> float | None:
 
 
 def measure_data(cfg, tokenizer, micro_batches: int) -> dict:
-    stream = BlockStream(Mixture(cfg.mixture), tokenizer, cfg.seed, cfg.seq_len, cfg.prompt_loss_weight,
-                         stride=(1, 0, cfg.batch_size), micro_batch=cfg.micro_batch)
-    loader = torch.utils.data.DataLoader(stream, batch_size=cfg.micro_batch or cfg.batch_size,
-                                         num_workers=cfg.data_workers)
-    it = iter(loader)
+    it = iter(block_loader(Mixture(cfg.mixture), tokenizer, cfg))
     next(it)  # workers started
     t = time.perf_counter()
     tokens = 0
@@ -136,8 +133,7 @@ def main():
         return {"bf16_matmul_tflops": (measure_peak(device) or 0) / 1e12}
 
     def data():
-        per_step = pre.batch_size // (pre.micro_batch or pre.batch_size)
-        return measure_data(pre, tokenizer, micro_batches=2 * per_step)
+        return measure_data(pre, tokenizer, micro_batches=2 * pre.batch_size // micro_batch_size(pre))
 
     def pretrain():
         if device == "cuda":
@@ -164,8 +160,8 @@ def main():
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         run_rl_stage(rl_cfg, out / "rl", progress=False)
-        rows = [r for r in metrics(out / "rl") if r.get("rollout_s")]
-        result = {k: [round(float(r[k]), 3) for r in rows] for k in ("rollout_s", "update_s", "tok_s", "resp_len")
+        rows = read_rl_log(out / "rl")
+        result = {k: [round(r[k], 3) for r in rows] for k in ("rollout_s", "update_s", "tok_s", "resp_len")
                   if rows and k in rows[0]}
         result["prompts"], result["group"] = rl_cfg.prompts_per_step, rl_cfg.group_size
         if device == "cuda":

@@ -99,6 +99,11 @@ class RLStageConfig:
     seed: int = 0
 
 
+def micro_batch_size(cfg: LMStageConfig) -> int:
+    """Blocks per forward/backward of an LM stage (batch_size when it is not split)."""
+    return cfg.micro_batch or cfg.batch_size
+
+
 def default_group_size(reward_kind: str) -> int:
     """n samples trained per prompt when group_size is not set: 8, or 32 for ttrl (as TTRL's 64 / 32)."""
     return 32 if reward_kind == "ttrl" else 8

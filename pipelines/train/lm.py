@@ -29,7 +29,7 @@ from models.speed import resolve_compile, resolve_precision, warn_compile_fallba
 from pipelines.common.checkpoint import load_model
 from .cli import announce, how_it_ran
 from .skeleton import CKPT, adamw, check_accelerator, finished, prepare, publish, save_checkpoint, warmup_cosine
-from .config import LMStageConfig
+from .config import LMStageConfig, micro_batch_size
 from pipelines.common.config import ConfigError
 from .data import BlockStream
 from pipelines.common.mixture import Mixture
@@ -119,12 +119,16 @@ class StreamData(pl.LightningDataModule):
 
     def train_dataloader(self):
         t = self.trainer
-        step, world, rank = t.global_step, t.world_size, t.global_rank
-        stream = BlockStream(self.mixture, self.tokenizer, self.cfg.seed, self.cfg.seq_len,
-                             self.cfg.prompt_loss_weight, start=step, stride=(world, rank, self.cfg.batch_size),
-                             micro_batch=self.cfg.micro_batch)
-        return DataLoader(stream, batch_size=self.cfg.micro_batch or self.cfg.batch_size,
-                          num_workers=self.cfg.data_workers)
+        return block_loader(self.mixture, self.tokenizer, self.cfg, start=t.global_step, world=t.world_size,
+                            rank=t.global_rank)
+
+
+def block_loader(mixture: Mixture, tokenizer, cfg: LMStageConfig, start: int = 0, world: int = 1,
+                 rank: int = 0) -> DataLoader:
+    """Micro-batches of training blocks from optimizer step `start` on, made by cfg.data_workers processes."""
+    stream = BlockStream(mixture, tokenizer, cfg.seed, cfg.seq_len, cfg.prompt_loss_weight, start=start,
+                         stride=(world, rank, cfg.batch_size), micro_batch=cfg.micro_batch)
+    return DataLoader(stream, batch_size=micro_batch_size(cfg), num_workers=cfg.data_workers)
 
 
 class Throughput(Callback):
@@ -264,7 +268,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
     tokens_per_step = cfg.batch_size * cfg.seq_len
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
-        max_steps=total_steps, accumulate_grad_batches=cfg.batch_size // (cfg.micro_batch or cfg.batch_size),
+        max_steps=total_steps, accumulate_grad_batches=cfg.batch_size // micro_batch_size(cfg),
         gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
         callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), ShareCores(), *callbacks],
         enable_progress_bar=progress,
