@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from gsm_synth.atomic import write_atomic  # noqa: E402
 from models import GPT, GPTConfig  # noqa: E402
 from models.machine import describe_machine  # noqa: E402
 from pipelines.common.config import to_yaml  # noqa: E402
@@ -127,7 +128,7 @@ def main():
             summary[label] = {"error": f"{type(e).__name__}: {e}"[:500]}
         summary[label] = {**summary[label], "wall_s": round(time.perf_counter() - t, 1)}
         print(f"== {label}: {json.dumps(summary[label])}", flush=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def peak():
         return {"bf16_matmul_tflops": (measure_peak(device) or 0) / 1e12}
@@ -171,7 +172,7 @@ def main():
     def ddp():
         cfg = replace(pre, strategy="ddp", devices=1, budget_tokens=args.ddp_steps * pre.batch_size * pre.seq_len)
         config_file = out / "ddp.yaml"
-        config_file.write_text(to_yaml(cfg))
+        write_atomic(config_file, to_yaml(cfg))
         cmd = [sys.executable, "-m", "pipelines.lm", f"out={out / 'ddp'}", f"config={config_file}"]
         rc = subprocess.run(cmd).returncode
         tok_s = column(metrics(out / "ddp"), "tok_s")
