@@ -116,7 +116,6 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
     from models import GPT, GPTConfig
     from pipelines.study import shipped
     from pipelines.train.lm import make_tokenizer, model_config_for, resolve_speed as lm_speed
-    from pipelines.train.rl import resolve_speed as rl_speed
 
     say = say or log
     cache = Path(cfg.out) / "cache"
@@ -125,6 +124,7 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
     runs: list[StageRun] = []
     notes: list[str] = []  # said once the whole plan holds: a bad setting is the one line a user sees
     by_name: dict[tuple[str, int, int], StageRun] = {}
+    rl_precision: dict = {}  # model shape -> the study's one RL precision
     for base in range(cfg.bases):
         for seed in cfg.seeds:
             for name in order(cfg):
@@ -153,7 +153,10 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
                 else:
                     with torch.device("meta"):  # shapes only: no memory, no initialisation
                         shape = GPT(GPTConfig(**model))
-                    config, speed = (rl_speed if node.kind == "rl" else lm_speed)(config, shape, memory)
+                    if node.kind == "rl":
+                        config, speed = shared_rl_precision(config, shape, model, memory, rl_precision)
+                    else:
+                        config, speed = lm_speed(config, shape, memory)
                     key = stage_key(node.kind, config, upstream.key if upstream else None)
                     run = StageRun(name, seed, node.kind, key, cache / f"{node.kind}-{key}", config, node.after,
                                    model, speed, base, None, recipe)
@@ -163,6 +166,24 @@ def plan(cfg: StudyConfig, say=None) -> list[StageRun]:
     for line in notes:
         say(line)
     return runs
+
+
+def shared_rl_precision(config, shape, model: dict, memory: Path, decided: dict) -> tuple:
+    """An RL stage's config and speed choices, its `auto` precision the one the study's first RL stage of
+    this model shape resolved. Arms of one comparison differ in their rollout batch, so each would probe
+    at its own batch; one landing near 1.0x would compare an fp32 arm with bf16 ones."""
+    from models.speed import Choice
+    from pipelines.train.rl import resolve_speed as rl_speed
+
+    shape_key = json.dumps(model, sort_keys=True)
+    first = decided.get(shape_key) if config.precision == "auto" else None
+    if first is not None:  # resolved as set: the config is still checked, nothing is probed
+        resolved, _ = rl_speed(replace(config, precision=first.value), shape, memory)
+        return resolved, {"precision": Choice(first.value, f"{first.reason}, shared by the study's RL stages")}
+    resolved, speed = rl_speed(config, shape, memory)
+    if config.precision == "auto":
+        decided[shape_key] = speed["precision"]
+    return resolved, speed
 
 
 def run_stage(run: StageRun, progress: bool, force: bool) -> dict:

@@ -126,6 +126,29 @@ def test_stage_keys_change_exactly_when_an_input_changes():
     assert bf16_rl["base"] == base["base"] and bf16_rl["rl"] != base["rl"]
 
 
+
+def test_rl_arms_of_one_study_share_one_auto_precision(monkeypatch, tmp_path):
+    from models import machine, speed
+
+    # the arms roll out different batches (TTRL samples more per prompt): each batch has its own probe
+    probed = []
+
+    def probe(model, tokens, workload):
+        probed.append((workload, tokens))
+        return 2.0 if len(probed) == 1 else 1.0  # only the first batch probed would pick bf16
+    monkeypatch.setattr(machine, "native_bf16", lambda: True)
+    monkeypatch.setattr(speed, "_time_bf16", probe)
+    monkeypatch.setenv("GSM_TESTBED_CACHE_DIR", str(tmp_path / "memory"))
+    lm_fp32 = [f"out={tmp_path}", "pretrain.precision=32-true", "stages.mid.set.precision=32-true"]
+    runs = {r.name: r for r in plan(load_study(SCRATCH + lm_fp32))}
+    assert runs["rl"].config.precision == runs["ttrl"].config.precision == "bf16-mixed"
+    assert "shared by the study's RL stages" in str(runs["ttrl"].speed["precision"])
+    assert len(probed) == 1  # the second arm was not probed (its probe would have said fp32)
+    # a precision set on one arm is that arm's
+    runs = {r.name: r for r in plan(load_study(SCRATCH + lm_fp32 + ["stages.ttrl.set.precision=32-true"]))}
+    assert runs["ttrl"].config.precision == "32-true" and runs["rl"].config.precision == "bf16-mixed"
+
+
 def test_a_study_declares_its_default_preset():
     assert load_study(["study=smoke"]).preset == "tiny"  # smoke.yaml: preset: tiny
     assert load_study(["study=smoke", "preset=small"]).preset == "small"
