@@ -140,9 +140,12 @@ def main():
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         run_lm_stage(pre, out / "pretrain", progress=False)
-        tok_s = column(metrics(out / "pretrain"), "tok_s")
+        logged = [r for r in metrics(out / "pretrain") if r.get("tok_s") not in (None, "")]
+        tok_s = column(logged, "tok_s")
         steady = statistics.median(tok_s[3:] or tok_s)
-        result = {"steps": len(tok_s), "first_step_s": pre.batch_size * pre.seq_len / tok_s[0],
+        # past 100 steps the stage logs every 10th: the first row is then not the compiling first step
+        result = {"logged_steps": len(tok_s), "first_logged_step": int(float(logged[0]["step"])) + 1,
+                  "first_logged_step_s": pre.batch_size * pre.seq_len * pre.devices / tok_s[0],
                   "tok_s_median": steady, "model_tflops": steady * flops_per_token / 1e12}
         measured = summary.get("peak", {}).get("bf16_matmul_tflops")
         if measured:

@@ -132,8 +132,9 @@ def block_loader(mixture: Mixture, tokenizer, cfg: LMStageConfig, start: int = 0
 
 
 class Throughput(Callback):
-    """Tokens/s of each optimizer step by the wall clock since the previous one (data, every micro-batch and
-    the optimizer included; the first step also pays for compilation), and FLOPs so far."""
+    """Tokens/s of each optimizer step over all devices (as RL's) by the wall clock since the previous one
+    (data, every micro-batch and the optimizer included; the first step also pays for compilation), and
+    FLOPs so far."""
 
     def __init__(self, tokens_per_step: int, flops_per_token: float):
         self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
@@ -270,7 +271,7 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_steps=total_steps, accumulate_grad_batches=cfg.batch_size // micro_batch_size(cfg),
         gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
-        callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), ShareCores(), *callbacks],
+        callbacks=[ckpt, Throughput(tokens_per_step * cfg.devices, flops_per_token), ShareCores(), *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,
         deterministic=False, default_root_dir=out)

@@ -44,9 +44,9 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def losses(stage_dir: Path) -> list[float]:
+def logged(stage_dir: Path, key: str = "loss") -> list[float]:
     rows = csv.DictReader(open(next((stage_dir / "logs").glob("version_*/metrics.csv"))))
-    return [float(r["loss"]) for r in rows if r.get("loss")]
+    return [float(r[key]) for r in rows if r.get(key)]
 
 
 def test_two_process_pretraining_follows_one_process_with_the_same_global_batch(tmp_path):
@@ -55,7 +55,7 @@ def test_two_process_pretraining_follows_one_process_with_the_same_global_batch(
     config.write_text(to_yaml(lm_config(batch_size=2, devices=2, strategy="ddp")))
     run_cli(["-m", "pipelines.lm", f"out={tmp_path / 'two'}", f"config={config}"], tmp_path)
 
-    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    a, b = logged(tmp_path / "one"), logged(tmp_path / "two")
     assert len(a) == len(b) == 8
     assert max(abs(x - y) for x, y in zip(a, b)) < LOSS_TOLERANCE, (a, b)
     assert a[-1] < a[0]  # it trained
@@ -63,6 +63,8 @@ def test_two_process_pretraining_follows_one_process_with_the_same_global_batch(
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < WEIGHT_TOLERANCE
     summary = json.loads((tmp_path / "two" / "final" / "model.json").read_text())["summary"]
     assert summary["devices"] == 2 and summary["tokens"] == 8 * 4 * 64
+    # throughput and FLOPs are logged over all ranks, as the one-process run with the whole batch logs them
+    assert logged(tmp_path / "two", "flops")[-1] == logged(tmp_path / "one", "flops")[-1] == summary["flops"]
 
 
 def test_a_study_runs_rl_under_ddp_split_across_ranks(tmp_path):
