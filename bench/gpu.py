@@ -38,7 +38,8 @@ from pipelines.common.mixture import Mixture  # noqa: E402
 from pipelines.study.load import load_study  # noqa: E402
 from pipelines.study.claims import read_rl_log  # noqa: E402
 from pipelines.train.config import micro_batch_size  # noqa: E402
-from pipelines.train.lm import block_loader, make_tokenizer, model_config_for, run_lm_stage  # noqa: E402
+from pipelines.train.lm import (block_loader, global_tokens_per_step, make_tokenizer,  # noqa: E402
+                                 model_config_for, run_lm_stage)
 from pipelines.train.rl import run_rl_stage  # noqa: E402
 
 DATASHEET_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, by the vendor's datasheets
@@ -145,7 +146,7 @@ def main():
         steady = statistics.median(tok_s[3:] or tok_s)
         # past 100 steps the stage logs every 10th: the first row is then not the compiling first step
         result = {"logged_steps": len(tok_s), "first_logged_step": int(float(logged[0]["step"])) + 1,
-                  "first_logged_step_s": pre.batch_size * pre.seq_len * pre.devices / tok_s[0],
+                  "first_logged_step_s": global_tokens_per_step(pre) / tok_s[0],
                   "tok_s_median": steady, "model_tflops": steady * flops_per_token / 1e12}
         measured = summary.get("peak", {}).get("bf16_matmul_tflops")
         if measured:

@@ -193,8 +193,12 @@ def resolve_speed(cfg: LMStageConfig, model: GPT, memory: Path | None = None) ->
     return resolved, {"precision": precision, "compile": compiled}
 
 
+def global_tokens_per_step(cfg: LMStageConfig) -> int:
+    return cfg.batch_size * cfg.seq_len * cfg.devices
+
+
 def plan_steps(cfg: LMStageConfig, flops_per_token: float) -> int:
-    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.devices
+    tokens_per_step = global_tokens_per_step(cfg)
     if cfg.budget_flops is not None:
         if cfg.budget_flops <= 0:
             raise ConfigError(f"budget_flops must be > 0 (got {cfg.budget_flops})")
@@ -266,19 +270,19 @@ def run_lm_stage(cfg: LMStageConfig, out: str | Path, progress: bool = True, cal
         loggers.append(TensorBoardLogger(out, name="tb"))
     except ImportError:
         pass
-    tokens_per_step = cfg.batch_size * cfg.seq_len
+    tokens_per_step = global_tokens_per_step(cfg)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, precision=cfg.precision,
         max_steps=total_steps, accumulate_grad_batches=cfg.batch_size // micro_batch_size(cfg),
         gradient_clip_val=cfg.optim.grad_clip, logger=loggers,
-        callbacks=[ckpt, Throughput(tokens_per_step * cfg.devices, flops_per_token), ShareCores(), *callbacks],
+        callbacks=[ckpt, Throughput(tokens_per_step, flops_per_token), ShareCores(), *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False, log_every_n_steps=1 if total_steps <= 100 else 10, num_sanity_val_steps=0,
         deterministic=False, default_root_dir=out)
     trainer.fit(module, datamodule=StreamData(mixture, tokenizer, cfg), ckpt_path=resume and str(resume),
                 weights_only=True)  # plain data only: a checkpoint never runs code
-    summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step * cfg.devices,
-               "flops": total_steps * tokens_per_step * cfg.devices * flops_per_token,
+    summary = {"stage": "lm", "steps": total_steps, "tokens": total_steps * tokens_per_step,
+               "flops": total_steps * tokens_per_step * flops_per_token,
                "params": module.model.num_params(), "final_loss": float(trainer.callback_metrics.get("loss", float("nan"))),
                **how_it_ran(cfg, choices, compiled=cfg.compile == "true" and not module.compile_failed)}
     return publish(out, trainer, module.model, tokenizer, summary)

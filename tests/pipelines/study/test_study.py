@@ -126,7 +126,6 @@ def test_stage_keys_change_exactly_when_an_input_changes():
     assert bf16_rl["base"] == base["base"] and bf16_rl["rl"] != base["rl"]
 
 
-
 def test_rl_arms_of_one_study_share_one_auto_precision(monkeypatch, tmp_path):
     from models import machine, speed
 
